@@ -1,0 +1,3 @@
+from forensics_app.cli import main
+
+raise SystemExit(main())
