@@ -7,8 +7,13 @@ GroupNorm branch to the three innermost blocks on each side.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
+
+from forensics_app.core.errors import ZooError
+from forensics_app.core.zoo.weights import load_state_dict
 
 
 def _conv3(n_in: int, n_out: int, **kwargs) -> nn.Conv2d:
@@ -63,3 +68,17 @@ def build_decoder(latent_channels: int, pooled_inner_blocks: bool, width: int = 
         Block(w, w), Block(w, w), Block(w, w), nn.Upsample(scale_factor=2), _conv3(w, w, bias=False),
         Block(w, w), _conv3(w, 3),
     )
+
+
+def build(arch: dict, weight_files: dict[str, Path]) -> tuple[nn.Module, nn.Module]:
+    """Manifest builder "taesd": separate encoder and decoder state dicts."""
+    channels = int(arch["latent_channels"])
+    pooled = bool(arch.get("pooled_inner_blocks", False))
+    encoder, decoder = build_encoder(channels, pooled), build_decoder(channels, pooled)
+    for module, role in ((encoder, "encoder"), (decoder, "decoder")):
+        try:
+            module.load_state_dict(load_state_dict(weight_files[role]), strict=True)
+        except RuntimeError as exc:
+            raise ZooError(f"{weight_files[role].name} does not fit the TAESD {role} architecture "
+                           f"described in the manifest ({str(exc).splitlines()[0]}).") from None
+    return encoder, decoder

@@ -1,0 +1,109 @@
+"""Zoo manifests: one TOML file per generator family (autoencoder or extractor).
+
+Shipped manifests live in the repository's ``model_zoo/``; manifests written by ``zoo import``
+live beside the installed files in the user's zoo folder. Both have the same format (see README).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from forensics_app.core.errors import ZooError
+
+SHIPPED_ZOO_DIR = Path(__file__).resolve().parents[3] / "model_zoo"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    role: str  # "encoder", "decoder", "autoencoder", "extractor", ...
+    file: str  # file name in the mirror and in the install folder
+    sha256: str
+    size: int | None = None
+    url: str | None = None  # upstream location; None for files that only exist locally
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    id: str
+    display_name: str
+    kind: str  # "autoencoder" (training-free methods) or "extractor" (learned fingerprints)
+    family: str  # e.g. "FLUX.2 latent space"
+    used_by: tuple[str, ...]  # public generators whose images this component produces
+    licence: str
+    architecture: dict  # {"builder": module in zoo/architectures, ...builder parameters}
+    weights: tuple[WeightFile, ...]
+    pixel_range: tuple[float, float] = (0.0, 1.0)
+    spatial_factor: int = 8
+    latent_scale: float = 1.0
+    latent_shift: float = 0.0
+    demonstration: bool = False  # trained by this project for demonstration; not a public generator
+    description: str = ""
+    calibration_file: str | None = None  # shipped default calibration beside the manifest
+    extra: dict = field(default_factory=dict)  # recipe, provenance notes, class lists, ...
+    source: Path | None = None  # the TOML file this was read from
+
+    @property
+    def shipped_calibration(self) -> Path | None:
+        if self.calibration_file and self.source is not None:
+            path = self.source.parent / self.calibration_file
+            return path if path.exists() else None
+        return None
+
+    def to_toml(self) -> str:
+        doc = {
+            "id": self.id, "display_name": self.display_name, "kind": self.kind, "family": self.family,
+            "used_by": list(self.used_by), "licence": self.licence, "demonstration": self.demonstration,
+            "description": self.description,
+            "input": {"pixel_range": list(self.pixel_range), "spatial_factor": self.spatial_factor,
+                      "latent_scale": self.latent_scale, "latent_shift": self.latent_shift},
+            "architecture": self.architecture,
+            "weights": [w.to_dict() for w in self.weights],
+        }
+        if self.calibration_file:
+            doc["calibration"] = {"file": self.calibration_file}
+        if self.extra:
+            doc["extra"] = self.extra
+        return tomli_w.dumps(doc)
+
+
+def parse_manifest(text: str, source: Path | None = None) -> Manifest:
+    where = source.name if source else "manifest"
+    try:
+        doc = tomllib.loads(text)
+        inp = doc.get("input", {})
+        return Manifest(
+            id=doc["id"], display_name=doc["display_name"], kind=doc.get("kind", "autoencoder"),
+            family=doc.get("family", ""), used_by=tuple(doc.get("used_by", ())), licence=doc["licence"],
+            architecture=dict(doc["architecture"]),
+            weights=tuple(WeightFile(**w) for w in doc["weights"]),
+            pixel_range=tuple(inp.get("pixel_range", (0.0, 1.0))), spatial_factor=int(inp.get("spatial_factor", 8)),
+            latent_scale=float(inp.get("latent_scale", 1.0)), latent_shift=float(inp.get("latent_shift", 0.0)),
+            demonstration=bool(doc.get("demonstration", False)), description=doc.get("description", ""),
+            calibration_file=doc.get("calibration", {}).get("file"), extra=doc.get("extra", {}), source=source,
+        )
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise ZooError(f"{where} is not a valid zoo manifest ({type(exc).__name__}: {exc}).") from None
+
+
+def read_manifest(path: Path) -> Manifest:
+    return parse_manifest(path.read_text(encoding="utf-8"), source=path)
+
+
+def shipped_manifest_dir() -> Path:
+    return Path(os.environ.get("FORENSICS_APP_MANIFESTS", SHIPPED_ZOO_DIR))
+
+
+def shipped_manifests() -> dict[str, Manifest]:
+    out = {}
+    for path in sorted(shipped_manifest_dir().glob("*.toml")):
+        m = read_manifest(path)
+        out[m.id] = m
+    return out
