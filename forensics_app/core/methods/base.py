@@ -1,0 +1,42 @@
+"""The protocol every attribution method follows, and the result it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from forensics_app.core.imageprep import TilingSettings
+from forensics_app.core.jobs import CancelToken
+
+
+@dataclass
+class MethodResult:
+    """What one method says about one image for one candidate model.
+
+    ``score`` is the method's attribution statistic, oriented so that LOW means "consistent with
+    the model". Calibration turns it into p-values; the method itself never decides.
+    """
+
+    method: str
+    method_version: str
+    model: str
+    score: float
+    components: dict[str, float]  # the measured quantities the score is made of (losses, homogeneity)
+    maps: dict[str, np.ndarray] = field(repr=False)  # name -> (H, W) float32 per-pixel evidence
+    provider: str = ""
+    parameters: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Method(Protocol):
+    name: str  # short id used on the command line and in files, e.g. "aedr"
+    version: str  # bumped whenever the score's computation changes (invalidates cached results)
+    title: str  # one line for tables and reports
+    description: str  # plain-language paragraph for the report's methods section
+    map_titles: dict[str, str]  # map name -> what it shows, in words
+
+    def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken) -> MethodResult:
+        """Score an (H, W, 3) image in [0, 1], already cropped to the model's spatial factor."""
+        ...

@@ -1,0 +1,52 @@
+"""Export a torch encoder/decoder to ONNX (dynamic batch, height, width) and check it against torch."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from forensics_app.core.errors import ZooError
+
+PARITY_TOLERANCE = 1e-3  # max abs difference allowed between ONNX and torch outputs
+
+
+def export_module(module, example, path: Path, input_name: str, output_name: str) -> None:
+    import torch
+
+    batch, height, width = torch.export.Dim("batch", max=64), torch.export.Dim("height"), torch.export.Dim("width")
+    shapes = ({0: batch, 2: height, 3: width},)
+    tmp = path.with_suffix(".partial")
+    # The exporter narrates every stage and warns about optional torchvision ops; none of it is news.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, (example,), dynamo=True, input_names=[input_name],
+                                        output_names=[output_name], dynamic_shapes=shapes, verbose=False,
+                                        optimize=True)
+            program.save(str(tmp), external_data=False)
+        tmp.replace(path)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise ZooError(f"Export of {path.name} to ONNX failed: {type(exc).__name__}: {exc}") from exc
+
+
+def parity_max_abs_diff(module, onnx_path: Path, example) -> float:
+    """Run the same random input through torch and onnxruntime (CPU) and return the max abs difference."""
+    import onnxruntime as ort
+    import torch
+
+    with torch.no_grad():
+        expected = module(example).numpy()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: example.numpy()})[0]
+    if got.shape != expected.shape:
+        raise ZooError(f"{onnx_path.name}: ONNX output shape {got.shape} differs from torch {expected.shape}.")
+    return float(np.max(np.abs(got - expected)))
