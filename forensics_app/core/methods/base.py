@@ -36,6 +36,8 @@ class Method(Protocol):
     title: str  # one line for tables and reports
     description: str  # plain-language paragraph for the report's methods section
     map_titles: dict[str, str]  # map name -> what it shows, in words
+    decisive: bool  # False for baselines shown for comparison, which never decide a verdict
+    parameters: dict  # everything that changes the score; stored with calibrations and results
 
     def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken) -> MethodResult:
         """Score an (H, W, 3) image in [0, 1], already cropped to the model's spatial factor."""

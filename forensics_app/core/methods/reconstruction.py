@@ -26,6 +26,7 @@ class SingleReconstruction:
         "The image is passed once through the candidate's autoencoder and the mean squared change is "
         "measured. Low values suggest the candidate's decoder could have produced the image, but smooth "
         "content also gives low values, so this baseline is shown for comparison only.")
+    parameters: dict = {}
     map_titles = {"first_reconstruction_error": "|x - R(x)|: where the reconstruction changed the image"}
 
     def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken) -> MethodResult:

@@ -1,0 +1,237 @@
+"""Command line: forensics-app analyze | zoo ... (the GUI, case and report commands join as they land)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from forensics_app import __version__
+from forensics_app.core.errors import ForensicsError
+
+EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
+
+
+def _zoo(args):
+    from forensics_app.core.zoo.store import Zoo
+
+    return Zoo(Path(args.home) if getattr(args, "home", None) else None)
+
+
+def _print(line: str = "") -> None:
+    print(line, flush=True)
+
+
+# -- zoo ---------------------------------------------------------------------------------------
+def cmd_zoo_list(args) -> int:
+    zoo = _zoo(args)
+    installed = set(zoo.installed_ids())
+    _print(f"{'id':<14} {'installed':<10} {'kind':<12} name")
+    for model_id, m in sorted(zoo.manifests().items()):
+        demo = " [demonstration]" if m.demonstration else ""
+        _print(f"{model_id:<14} {'yes' if model_id in installed else 'no':<10} {m.kind:<12} {m.display_name}{demo}")
+    _print(f"\nzoo folder: {zoo.root}")
+    return EXIT_OK
+
+
+def cmd_zoo_install(args) -> int:
+    zoo = _zoo(args)
+    ids = sorted(zoo.manifests()) if args.id == "all" else [args.id]
+    for model_id in ids:
+        if zoo.manifest(model_id).kind != "autoencoder":
+            continue
+        zoo.install(model_id, mirrors=[Path(m) for m in args.mirror], allow_download=not args.offline, log=_print)
+    return EXIT_OK
+
+
+def cmd_zoo_verify(args) -> int:
+    zoo = _zoo(args)
+    ids = [args.id] if args.id else zoo.installed_ids()
+    bad = 0
+    for model_id in ids:
+        problems = zoo.verify(model_id)
+        bad += bool(problems)
+        _print(f"{model_id}: " + ("OK (weights and ONNX files match their SHA-256)" if not problems
+                                  else "FAILED: " + "; ".join(problems)))
+    return EXIT_SOME_FAILED if bad else EXIT_OK
+
+
+def cmd_zoo_remove(args) -> int:
+    _zoo(args).remove(args.id)
+    _print(f"{args.id} removed")
+    return EXIT_OK
+
+
+def cmd_zoo_import(args) -> int:
+    model = _zoo(args).import_diffusers(Path(args.folder), args.id, log=_print)
+    _print(f"imported {model.id}; calibrate it before use: forensics-app zoo calibrate {model.id} --real DIR")
+    return EXIT_OK
+
+
+def cmd_zoo_calibrate(args) -> int:
+    from forensics_app.core.calibrate import CalibrationPlan, build_calibrations
+    from forensics_app.core.calibration import save_calibrations
+    from forensics_app.core.methods import all_methods
+    from forensics_app.core.zoo.autoencoder import OnnxAutoencoder
+
+    zoo = _zoo(args)
+    model = zoo.installed(args.id)
+    methods = list(all_methods().values())
+    plan = CalibrationPlan(crops_per_image=args.crops, seed=args.seed)
+    last = [-1]
+
+    def progress(p):
+        pct = int(p.fraction * 100)
+        if pct // 10 != last[0] // 10:
+            last[0] = pct
+            _print(f"  {pct:3d}%  {p.message}")
+
+    calibrations = build_calibrations(OnnxAutoencoder(model), methods, Path(args.real),
+                                      Path(args.generated) if args.generated else None, plan,
+                                      max_images=args.max_images, progress=progress)
+    for c in calibrations:
+        c.data["model_hash"] = model.model_hash
+    out = Path(args.out) if args.out else model.calibration_folder() / "calibration.json"
+    save_calibrations(out, calibrations)
+    for c in calibrations:
+        rates = c.error_rates(args.alpha)
+        _print(f"{c.method}: {len(c.own_scores)} own / {len(c.real_scores)} real samples; at alpha={args.alpha}: "
+               f"threshold {c.threshold(args.alpha)}, own outputs attributed {rates['true_attribution_own']}")
+    _print(f"calibration written to {out}")
+    return EXIT_OK
+
+
+# -- analyze -----------------------------------------------------------------------------------
+def _collect(paths: list[str]) -> list[Path]:
+    from forensics_app.core.calibrate import list_images
+
+    out = []
+    for p in map(Path, paths):
+        out.extend(list_images(p) if p.is_dir() else [p])
+    return out
+
+
+def cmd_analyze(args) -> int:
+    from forensics_app.core.findings import FailedImage
+    from forensics_app.core.imageprep import TilingSettings
+    from forensics_app.core.pipeline import AnalysisSettings, Engine, analyse_paths
+    from forensics_app.core.runtime import RuntimeSettings
+
+    methods = tuple(m for part in args.method for m in part.split(",") if m) or ("aedr",)
+    settings = AnalysisSettings(methods=methods, models=tuple(args.model), alpha=args.alpha,
+                                tiling=TilingSettings(max_pixels=args.max_pixels),
+                                runtime=RuntimeSettings(provider=args.provider))
+    zoo = _zoo(args)
+    engine = Engine(zoo, settings)
+    if not engine.models:
+        raise ForensicsError("No model is installed. Run: forensics-app zoo install taef2 --mirror DIR")
+    paths = _collect(args.paths)
+    if not paths:
+        raise ForensicsError("No image files found in the given paths.")
+    _print(f"{'file':<36} {'verdict':<15} {'model':<10} {'method':<15} {'score':>9} {'p_own':>7} {'p_real':>7}")
+
+    def show(result) -> None:
+        name = result.path.name[:35]
+        if isinstance(result, FailedImage):
+            _print(f"{name:<36} ERROR: {result.error}")
+            return
+        top = result.candidates[0] if result.candidates else None
+        fmt = lambda v: f"{v:7.3f}" if v is not None else "      -"
+        if top is None:
+            _print(f"{name:<36} {result.verdict.label:<15}")
+        else:
+            _print(f"{name:<36} {result.verdict.label:<15} {top.model:<10} {top.method:<15} {top.score:9.4g} "
+                   f"{fmt(top.p_value)} {fmt(top.p_real)}")
+        if args.maps:
+            _save_maps(result, Path(args.maps))
+
+    batch = analyse_paths(engine, paths, on_result=show)
+    info = engine.run_info()
+    _print(f"\n{len(batch.results) - len(batch.failures)} analysed, {len(batch.failures)} failed; "
+           f"provider {', '.join(info['providers'])}; false-attribution rate {args.alpha:g}")
+    if args.json:
+        from forensics_app.core.report_json import batch_to_json
+
+        Path(args.json).write_text(json.dumps(batch_to_json(batch, info), indent=2), encoding="utf-8")
+        _print(f"findings written to {args.json}")
+    return EXIT_SOME_FAILED if batch.failures else EXIT_OK
+
+
+def _save_maps(result, folder: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from forensics_app.core.colormaps import colourise
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for (model, method, name), array in result.maps.items():
+        stem = f"{result.path.stem}.{result.sha256[:8]}.{model}.{method}.{name}"
+        np.save(folder / f"{stem}.npy", array)
+        Image.fromarray(colourise(array)).save(folder / f"{stem}.png")
+
+
+# -- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forensics-app", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"forensics-app {__version__}")
+    parser.add_argument("--home", help="application data folder (default: $FORENSICS_APP_HOME or the user data folder)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("analyze", help="analyse images against the installed generators")
+    a.add_argument("paths", nargs="+", help="image files or folders (walked recursively)")
+    a.add_argument("--model", action="append", default=[], help="only this model id (repeatable)")
+    a.add_argument("--method", action="append", default=[], help="methods, comma-separated (default: aedr)")
+    a.add_argument("--json", help="write the findings as JSON to this file")
+    a.add_argument("--maps", help="write the per-pixel maps (.npy and colourised .png) to this folder")
+    a.add_argument("--alpha", type=float, default=0.01, help="false-attribution rate (default 0.01)")
+    a.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
+    a.add_argument("--max-pixels", type=int, default=16_000_000, help="analyse at most this many pixels (centred)")
+    a.set_defaults(func=cmd_analyze)
+
+    z = sub.add_parser("zoo", help="manage the model zoo").add_subparsers(dest="zoo_command", required=True)
+    z.add_parser("list", help="known and installed models").set_defaults(func=cmd_zoo_list)
+    i = z.add_parser("install", help="install a model (mirror folder first, else upstream URL)")
+    i.add_argument("id", help="model id, or 'all'")
+    i.add_argument("--mirror", action="append", default=[], help="mirror folder (repeatable; also $FORENSICS_APP_MIRROR)")
+    i.add_argument("--offline", action="store_true", help="never download; mirrors only")
+    i.set_defaults(func=cmd_zoo_install)
+    v = z.add_parser("verify", help="re-hash installed files")
+    v.add_argument("id", nargs="?")
+    v.set_defaults(func=cmd_zoo_verify)
+    r = z.add_parser("remove", help="uninstall a model")
+    r.add_argument("id")
+    r.set_defaults(func=cmd_zoo_remove)
+    im = z.add_parser("import", help="add a local diffusers autoencoder folder (config.json + safetensors)")
+    im.add_argument("folder")
+    im.add_argument("--id", required=True)
+    im.set_defaults(func=cmd_zoo_import)
+    c = z.add_parser("calibrate", help="build score distributions for a model")
+    c.add_argument("id")
+    c.add_argument("--real", required=True, help="folder of real photos")
+    c.add_argument("--generated", help="folder of this model's own outputs (default: made with its decoder)")
+    c.add_argument("--crops", type=int, default=3, help="crops per image")
+    c.add_argument("--max-images", type=int)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--alpha", type=float, default=0.01)
+    c.add_argument("--out", help="write here instead of the model's install folder")
+    c.set_defaults(func=cmd_zoo_calibrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ForensicsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("error: an unexpected internal error occurred (details above); please report it.", file=sys.stderr)
+        return EXIT_BUG

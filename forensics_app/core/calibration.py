@@ -1,0 +1,109 @@
+"""Calibration: a method's score distributions under "made by this model" and under "real photo".
+
+Scores are oriented LOW = consistent with the model. From the two empirical distributions:
+- p_own(s)  = P(S >= s | the model's own outputs): small means "unlike this model's outputs";
+- p_real(s) = P(S <= s | real photos): small means "unlike a real photo".
+Both use the (1 + count) / (n + 1) form, which is exact for exchangeable samples and never returns 0,
+so a p-value can never claim more certainty than the calibration set size supports.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from forensics_app.core.errors import ForensicsError
+
+CALIBRATION_SCHEMA = 1
+
+
+@dataclass
+class Calibration:
+    model: str
+    method: str
+    method_version: str
+    parameters: dict  # the method's parameters when calibrated (a different score form is stale)
+    own_scores: np.ndarray
+    real_scores: np.ndarray
+    data: dict  # what the samples are: folders, counts, crops, seed, split
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def p_own(self, score: float) -> float:
+        return float((1 + np.sum(self.own_scores >= score)) / (len(self.own_scores) + 1))
+
+    def p_real(self, score: float) -> float:
+        return float((1 + np.sum(self.real_scores <= score)) / (len(self.real_scores) + 1))
+
+    def smallest_p_real(self) -> float:
+        return 1.0 / (len(self.real_scores) + 1)
+
+    def threshold(self, alpha: float) -> float | None:
+        """Largest score still attributed at false-attribution rate alpha (None: the set is too small)."""
+        k = int(np.floor(alpha * (len(self.real_scores) + 1))) - 1  # p_real(s) <= alpha  <=>  #{real <= s} <= k
+        if k < 0:
+            return None
+        ordered = np.sort(self.real_scores)
+        return float(np.nextafter(ordered[k], -np.inf)) if k < len(ordered) else float(ordered[-1])
+
+    def error_rates(self, alpha: float) -> dict:
+        """Rates measured on the calibration samples themselves at this alpha."""
+        t = self.threshold(alpha)
+        if t is None:
+            return {"false_attribution_real": None, "true_attribution_own": None}
+        return {"false_attribution_real": float(np.mean(self.real_scores <= t)),
+                "true_attribution_own": float(np.mean(self.own_scores <= t))}
+
+    def histogram(self, bins: int = 40) -> dict:
+        """Counts over shared log-spaced bins, for the GUI and the report."""
+        both = np.concatenate([self.own_scores, self.real_scores])
+        positive = both[both > 0]
+        lo, hi = (positive.min(), positive.max()) if len(positive) else (1e-6, 1.0)
+        edges = np.geomspace(lo * 0.9, hi * 1.1, bins + 1)
+        return {"edges": edges.tolist(), "own": np.histogram(self.own_scores, edges)[0].tolist(),
+                "real": np.histogram(self.real_scores, edges)[0].tolist(), "log_x": True}
+
+    def summary(self, alpha: float) -> dict:
+        return {"n_own": int(len(self.own_scores)), "n_real": int(len(self.real_scores)),
+                "threshold": self.threshold(alpha), "alpha": alpha, "data": self.data, "created": self.created,
+                **self.error_rates(alpha)}
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "method": self.method, "method_version": self.method_version,
+                "parameters": self.parameters, "own_scores": self.own_scores.tolist(),
+                "real_scores": self.real_scores.tolist(), "data": self.data, "created": self.created}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibration:
+        return cls(d["model"], d["method"], d["method_version"], d.get("parameters", {}),
+                   np.asarray(d["own_scores"], dtype=np.float64), np.asarray(d["real_scores"], dtype=np.float64),
+                   d.get("data", {}), d.get("created", ""))
+
+
+def save_calibrations(path: Path, calibrations: list[Calibration]) -> None:
+    doc = {"schema": CALIBRATION_SCHEMA, "methods": {c.method: c.to_dict() for c in calibrations}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_calibrations(path: Path) -> dict[str, Calibration]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return {name: Calibration.from_dict(d) for name, d in doc["methods"].items()}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ForensicsError(f"Calibration file {path} is unreadable ({type(exc).__name__}: {exc}).") from None
+
+
+def calibration_for(method, method_parameters: dict, available: dict[str, Calibration]) -> Calibration | None:
+    """The stored calibration that matches this method's version and parameters, or None (stale/missing)."""
+    cal = available.get(method.name)
+    if cal is None or cal.method_version != method.version:
+        return None
+    if any(cal.parameters.get(k) != v for k, v in method_parameters.items()):
+        return None
+    return cal

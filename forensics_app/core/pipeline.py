@@ -1,0 +1,182 @@
+"""analyse(file) -> ImageFindings: evidence, every (model, method) reading, calibration, verdict.
+
+The same functions serve the CLI, the GUI worker and batch jobs: progress and cancellation are
+plain callables/objects passed in, never Qt.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forensics_app import __version__
+from forensics_app.core.calibration import Calibration, calibration_for, load_calibrations
+from forensics_app.core.errors import Cancelled, ForensicsError
+from forensics_app.core.evidence import Evidence, IntakeLimits, load_evidence
+from forensics_app.core.findings import CandidateFinding, FailedImage, ImageFindings
+from forensics_app.core.imageprep import TilingSettings, analysis_region, crop
+from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
+from forensics_app.core.methods import DEFAULT_METHODS, get_method
+from forensics_app.core.runtime import RuntimeSettings, SessionCache
+from forensics_app.core.verdict import decide, rank, reading_status
+from forensics_app.core.zoo.store import InstalledModel, Zoo
+
+DEFAULT_ALPHA = 0.01
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    models: tuple[str, ...] = ()  # empty = every installed autoencoder
+    alpha: float = DEFAULT_ALPHA  # false-attribution rate for the decision threshold
+    tiling: TilingSettings = TilingSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+    intake: IntakeLimits = IntakeLimits()
+    keep_reconstructions: bool = False  # the GUI shows R(x) side by side; the CLI does not need it
+
+    def to_dict(self) -> dict:
+        return {"methods": list(self.methods), "models": list(self.models), "alpha": self.alpha,
+                "tiling": dict(self.tiling.__dict__), "provider": self.runtime.provider}
+
+
+@dataclass
+class LoadedModel:
+    installed: InstalledModel
+    autoencoder: object  # OnnxAutoencoder
+    calibrations: dict[str, Calibration]
+    calibration_source: str
+
+    @property
+    def id(self) -> str:
+        return self.installed.id
+
+
+def load_model_calibrations(model: InstalledModel) -> tuple[dict[str, Calibration], str]:
+    """Calibration made on this machine if any, else the default shipped with the manifest."""
+    local = model.calibration_folder() / "calibration.json"
+    if local.exists():
+        return load_calibrations(local), str(local)
+    shipped = model.manifest.shipped_calibration
+    if shipped is not None:
+        return load_calibrations(shipped), f"shipped default ({shipped.name})"
+    return {}, "none"
+
+
+class Engine:
+    """Holds loaded models and sessions; analyses one file at a time."""
+
+    def __init__(self, zoo: Zoo, settings: AnalysisSettings = AnalysisSettings()):
+        from forensics_app.core.zoo.autoencoder import OnnxAutoencoder
+
+        self.zoo = zoo
+        self.settings = settings
+        self.methods = [get_method(name) for name in settings.methods]
+        ids = settings.models or tuple(i for i in zoo.installed_ids()
+                                       if zoo.installed(i).manifest.kind == "autoencoder")
+        sessions = SessionCache(settings.runtime)
+        self.models: list[LoadedModel] = []
+        for model_id in ids:
+            installed = zoo.installed(model_id)
+            calibrations, source = load_model_calibrations(installed)
+            self.models.append(LoadedModel(installed, OnnxAutoencoder(installed, sessions), calibrations, source))
+
+    def run_info(self) -> dict:
+        import numpy
+        import onnxruntime
+
+        return {
+            "software": {"forensics_app": __version__, "python": sys.version.split()[0], "numpy": numpy.__version__,
+                         "onnxruntime": onnxruntime.__version__, "platform": platform.platform()},
+            "settings": self.settings.to_dict(),
+            "providers": sorted({m.autoencoder.provider for m in self.models}),
+            "models": [{"id": m.id, "display_name": m.installed.manifest.display_name,
+                        "model_hash": m.installed.model_hash, "weights": m.installed.receipt["weights"],
+                        "onnx": m.installed.receipt["onnx"], "demonstration": m.installed.manifest.demonstration,
+                        "calibration": m.calibration_source} for m in self.models],
+            "methods": [{"name": m.name, "version": m.version, "title": m.title, "decisive": m.decisive,
+                         "parameters": m.parameters} for m in self.methods],
+        }
+
+    def analyse_file(self, path: Path, progress: ProgressCallback = no_progress,
+                     cancel: CancelToken = NEVER_CANCELLED) -> ImageFindings:
+        evidence = load_evidence(path, self.settings.intake)
+        return self.analyse_evidence(evidence, progress, cancel)
+
+    def analyse_evidence(self, evidence: Evidence, progress: ProgressCallback = no_progress,
+                         cancel: CancelToken = NEVER_CANCELLED) -> ImageFindings:
+        alpha = self.settings.alpha
+        candidates: list[CandidateFinding] = []
+        maps, reconstructions = {}, {}
+        steps = max(1, len(self.models) * len(self.methods))
+        region = None
+        rgb01 = evidence.rgb01()
+        for i, loaded in enumerate(self.models):
+            manifest = loaded.installed.manifest
+            region = analysis_region(evidence.height, evidence.width, manifest.spatial_factor,
+                                     self.settings.tiling, self.settings.intake.min_side)
+            image = crop(rgb01, region)
+            for j, method in enumerate(self.methods):
+                cancel.raise_if_cancelled()
+                progress(Progress((i * len(self.methods) + j) / steps, f"{manifest.display_name}: {method.title}"))
+                result = method.run(image, loaded.autoencoder, self.settings.tiling, cancel)
+                cal = calibration_for(method, method.parameters, loaded.calibrations)
+                p_own = cal.p_own(result.score) if cal else None
+                p_real = cal.p_real(result.score) if cal else None
+                candidates.append(CandidateFinding(
+                    model=loaded.id, model_name=manifest.display_name, method=method.name,
+                    method_title=method.title, method_version=method.version, decisive=method.decisive,
+                    score=result.score, components=result.components, p_value=p_own, p_real=p_real,
+                    threshold=cal.threshold(alpha) if cal else None, status=reading_status(p_own, p_real, alpha),
+                    provider=result.provider, parameters=result.parameters, seconds=result.seconds,
+                    calibration=cal.summary(alpha) if cal else None))
+                for name, array in result.maps.items():
+                    maps[(loaded.id, method.name, name)] = array
+            if self.settings.keep_reconstructions:
+                reconstructions[loaded.id] = loaded.autoencoder.reconstruct(image, self.settings.tiling, cancel)
+        progress(Progress(1.0, "done"))
+        names = {m.id: m.installed.manifest.display_name for m in self.models}
+        verdict = decide(candidates, alpha, names, evidence.jpeg_quality)
+        return ImageFindings(path=evidence.path, sha256=evidence.sha256, facts=evidence_facts(evidence),
+                             region=region.to_dict() if region else {}, verdict=verdict, candidates=rank(candidates),
+                             metadata=evidence.metadata, maps=maps, reconstructions=reconstructions)
+
+
+def evidence_facts(evidence: Evidence) -> dict:
+    return {"file_name": evidence.path.name, "size_bytes": evidence.size_bytes, "format": evidence.format,
+            "width": evidence.width, "height": evidence.height, "mode": evidence.mode,
+            "jpeg_quality": evidence.jpeg_quality, "notes": list(evidence.notes)}
+
+
+@dataclass
+class BatchResult:
+    results: list[ImageFindings | FailedImage] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def failures(self) -> list[FailedImage]:
+        return [r for r in self.results if isinstance(r, FailedImage)]
+
+
+def analyse_paths(engine: Engine, paths: Iterable[Path], progress: ProgressCallback = no_progress,
+                  cancel: CancelToken = NEVER_CANCELLED,
+                  on_result: Callable[[ImageFindings | FailedImage], None] = lambda r: None) -> BatchResult:
+    """Analyse files one by one; expected failures are recorded per file, cancellation keeps what is done."""
+    paths = list(paths)
+    batch = BatchResult()
+    for index, path in enumerate(paths):
+        def image_progress(p: Progress, index=index, path=path) -> None:
+            progress(Progress((index + p.fraction) / len(paths), f"{path.name}: {p.message}"))
+
+        try:
+            result = engine.analyse_file(path, image_progress, cancel)
+        except Cancelled:
+            batch.cancelled = True
+            break
+        except ForensicsError as exc:
+            result = FailedImage(path, str(exc))
+        batch.results.append(result)
+        on_result(result)
+    return batch

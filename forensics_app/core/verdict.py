@@ -1,0 +1,97 @@
+"""From calibrated candidate readings to a ranked list and one verdict per image.
+
+Decision rule (documented in the README and printed in every report):
+- A (model, method) reading is *consistent* when p_real <= alpha (a real photo would score this low
+  at most alpha of the time: alpha is the false-attribution rate) and p_own > alpha (the score is not
+  an outlier among the model's own outputs); *rejected* when p_own <= alpha and p_real > alpha;
+  *undecided* otherwise (the score fits both, or neither).
+- Only decisive methods vote (baselines are shown, never decide). A model is consistent when every
+  decisive method that ran says consistent, rejected when every one says rejected; any disagreement
+  or missing calibration leaves it undecided, with the reason stated.
+- Verdict: exactly one consistent model -> attributed to it; several -> inconclusive (they may share an
+  autoencoder); none, and every model rejected -> not attributed (unless heavy JPEG compression makes
+  a negative uninformative -> inconclusive); otherwise inconclusive.
+"""
+
+from __future__ import annotations
+
+from forensics_app.core.findings import (
+    ATTRIBUTED, CONSISTENT, INCONCLUSIVE, NOT_ATTRIBUTED, REJECTED, UNCALIBRATED, UNDECIDED, CandidateFinding,
+    Verdict)
+
+HEAVY_JPEG_QUALITY = 90  # below this estimated quality, compression erases most autoencoder traces
+
+
+def reading_status(p_own: float | None, p_real: float | None, alpha: float) -> str:
+    if p_own is None or p_real is None:
+        return UNCALIBRATED
+    if p_real <= alpha < p_own:
+        return CONSISTENT
+    if p_own <= alpha < p_real:
+        return REJECTED
+    return UNDECIDED
+
+
+_STATUS_ORDER = {CONSISTENT: 0, UNDECIDED: 1, UNCALIBRATED: 2, REJECTED: 3}
+
+
+def rank(candidates: list[CandidateFinding]) -> list[CandidateFinding]:
+    """Decisive readings first; within them consistent first, then by evidence against 'real photo'."""
+    return sorted(candidates, key=lambda c: (not c.decisive, _STATUS_ORDER[c.status],
+                                             c.p_real if c.p_real is not None else 2.0,
+                                             -(c.p_value or 0.0), c.model, c.method))
+
+
+def model_status(readings: list[CandidateFinding]) -> tuple[str, str]:
+    """Combine one model's decisive readings; returns (status, reason when not unanimous)."""
+    decisive = [r for r in readings if r.decisive]
+    if not decisive:
+        return UNDECIDED, "no decisive method ran"
+    statuses = {r.status for r in decisive}
+    if statuses == {CONSISTENT}:
+        return CONSISTENT, ""
+    if statuses == {REJECTED}:
+        return REJECTED, ""
+    if UNCALIBRATED in statuses:
+        missing = ", ".join(r.method for r in decisive if r.status == UNCALIBRATED)
+        return UNDECIDED, f"no valid calibration for {missing}"
+    if len(statuses) > 1:
+        said = "; ".join(f"{r.method}: {r.status}" for r in decisive)
+        return UNDECIDED, f"the methods disagree ({said})"
+    return UNDECIDED, "the score lies between the model's own outputs and real photos"
+
+
+def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict[str, str],
+           jpeg_quality: int | None = None) -> Verdict:
+    rate = f"{alpha:.0%}" if alpha >= 0.01 else f"{alpha:g}"
+    if not candidates:
+        return Verdict(INCONCLUSIVE, None, "Inconclusive: no candidate generator was analysed.",
+                       ["no model from the zoo is installed or selected"])
+    by_model: dict[str, list[CandidateFinding]] = {}
+    for c in candidates:
+        by_model.setdefault(c.model, []).append(c)
+    statuses = {m: model_status(rs) for m, rs in by_model.items()}
+    consistent = sorted(m for m, (s, _) in statuses.items() if s == CONSISTENT)
+    reasons = [f"{display_names.get(m, m)}: {why}" for m, (s, why) in sorted(statuses.items()) if why]
+    heavy_jpeg = jpeg_quality is not None and jpeg_quality < HEAVY_JPEG_QUALITY
+    if jpeg_quality is not None:
+        reasons.append(f"JPEG compression (estimated quality {jpeg_quality}) weakens autoencoder traces"
+                       + ("; a negative result is not informative" if heavy_jpeg else ""))
+
+    if len(consistent) == 1:
+        model = consistent[0]
+        return Verdict(ATTRIBUTED, model, f"Consistent with {display_names.get(model, model)} at a {rate} "
+                       f"false-attribution rate.", reasons)
+    if len(consistent) > 1:
+        names = ", ".join(display_names.get(m, m) for m in consistent)
+        return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with several candidates ({names}); they "
+                       f"may share an autoencoder.", reasons)
+    if all(s == REJECTED for s, _ in statuses.values()):
+        if heavy_jpeg:
+            return Verdict(INCONCLUSIVE, None, "Inconclusive: no installed generator fits, but heavy JPEG "
+                           "compression could hide one.", reasons)
+        names = ", ".join(display_names.get(m, m) for m in sorted(statuses))
+        return Verdict(NOT_ATTRIBUTED, None, f"Not consistent with any installed generator ({names}). "
+                       f"Generators outside the zoo cannot be excluded.", reasons)
+    return Verdict(INCONCLUSIVE, None, "Inconclusive: the evidence does not decide between the installed "
+                   "generators and a real photo.", reasons)
