@@ -120,8 +120,14 @@ class Engine:
             image = crop(rgb01, region)
             for j, method in enumerate(self.methods):
                 cancel.raise_if_cancelled()
-                progress(Progress((i * len(self.methods) + j) / steps, f"{manifest.display_name}: {method.title}"))
-                result = method.run(image, loaded.autoencoder, self.settings.tiling, cancel)
+                step = i * len(self.methods) + j
+                label = f"{manifest.display_name}: {method.title}"
+                progress(Progress(step / steps, label))
+
+                def method_progress(p: Progress, step=step, label=label) -> None:
+                    progress(Progress((step + p.fraction) / steps, f"{label}: {p.message}"))
+
+                result = method.run(image, loaded.autoencoder, self.settings.tiling, cancel, method_progress)
                 cal = calibration_for(method, method.parameters, loaded.calibrations)
                 p_own = cal.p_own(result.score) if cal else None
                 p_real = cal.p_real(result.score) if cal else None

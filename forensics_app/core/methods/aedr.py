@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from forensics_app.core.imageprep import TilingSettings
-from forensics_app.core.jobs import CancelToken
+from forensics_app.core.jobs import CancelToken, ProgressCallback, no_progress
 from forensics_app.core.methods.base import MethodResult
 
 
@@ -88,7 +88,8 @@ class AEDR:
         maps = {"first_reconstruction_error": map1, "second_reconstruction_error": map2}
         return parts, maps, x1
 
-    def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken) -> MethodResult:
+    def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken,
+            progress: ProgressCallback = no_progress) -> MethodResult:
         start = time.perf_counter()
         parts, maps, _ = self.components(rgb01, model, tiling, cancel)
         return MethodResult(self.name, self.version, model.id, float(SCORE_FORMS[SCORE_FORM](parts)), parts, maps,

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from forensics_app.core.imageprep import TilingSettings
-from forensics_app.core.jobs import CancelToken
+from forensics_app.core.jobs import CancelToken, ProgressCallback, no_progress
 
 
 @dataclass
@@ -39,6 +39,10 @@ class Method(Protocol):
     decisive: bool  # False for baselines shown for comparison, which never decide a verdict
     parameters: dict  # everything that changes the score; stored with calibrations and results
 
-    def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken) -> MethodResult:
-        """Score an (H, W, 3) image in [0, 1], already cropped to the model's spatial factor."""
+    def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken,
+            progress: ProgressCallback = no_progress) -> MethodResult:
+        """Score an (H, W, 3) image in [0, 1], already cropped to the model's spatial factor.
+
+        Long methods report ``progress`` (fraction of this run) and check ``cancel`` between steps.
+        """
         ...

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from forensics_app.core.imageprep import TilingSettings
-from forensics_app.core.jobs import CancelToken
+from forensics_app.core.jobs import CancelToken, ProgressCallback, no_progress
 from forensics_app.core.methods.aedr import mse_in_model_range
 from forensics_app.core.methods.base import MethodResult
 
@@ -29,7 +29,8 @@ class SingleReconstruction:
     parameters: dict = {}
     map_titles = {"first_reconstruction_error": "|x - R(x)|: where the reconstruction changed the image"}
 
-    def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken) -> MethodResult:
+    def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken,
+            progress: ProgressCallback = no_progress) -> MethodResult:
         start = time.perf_counter()
         x1 = model.reconstruct(rgb01, tiling, cancel)
         loss, error_map = mse_in_model_range(x1, rgb01, model.manifest.pixel_range)
