@@ -1,0 +1,45 @@
+"""Shared fixtures: the real TAEF2 installed once per session from the offline mirror in ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MIRROR = SHARED / "zoo-mirror"
+REAL_TEST = SHARED / "images" / "real" / "cset14"  # held-out photos: never used for calibration or training
+REAL_CALIBRATION = SHARED / "images" / "real" / "cbsd68"
+GENERATED = SHARED / "images" / "generated"
+
+
+@pytest.fixture(scope="session")
+def installed_zoo(tmp_path_factory):
+    from forensics_app.core.zoo.store import Zoo
+
+    zoo = Zoo(tmp_path_factory.mktemp("app-home"))
+    zoo.install("taef2", mirrors=[MIRROR])
+    return zoo
+
+
+@pytest.fixture(scope="session")
+def taef2(installed_zoo):
+    from forensics_app.core.zoo.autoencoder import OnnxAutoencoder
+
+    return OnnxAutoencoder(installed_zoo.installed("taef2"))
+
+
+def real_crop(name: str = "baboon.png", side: int = 128, y: int = 0, x: int = 0) -> np.ndarray:
+    """A crop of a held-out real photo, (side, side, 3) uint8."""
+    rgb = np.asarray(Image.open(REAL_TEST / name).convert("RGB"))
+    return rgb[y:y + side, x:x + side].copy()
+
+
+def save_png(rgb8: np.ndarray, path: Path) -> Path:
+    Image.fromarray(rgb8).save(path)
+    return path
