@@ -18,8 +18,11 @@ PARITY_TOLERANCE = 1e-3  # max abs difference allowed between ONNX and torch out
 def export_module(module, example, path: Path, input_name: str, output_name: str) -> None:
     import torch
 
-    batch, height, width = torch.export.Dim("batch", max=64), torch.export.Dim("height"), torch.export.Dim("width")
-    shapes = ({0: batch, 2: height, 3: width},)
+    # DYNAMIC lets the exporter infer constraints such as "height is even"; an example batch of 2
+    # keeps the batch axis from being specialised to the value 1.
+    dynamic = torch.export.Dim.DYNAMIC
+    shapes = ({0: dynamic, 2: dynamic, 3: dynamic},)
+    example = torch.cat([example, example]) if example.shape[0] == 1 else example
     tmp = path.with_suffix(".partial")
     # The exporter narrates every stage and warns about optional torchvision ops; none of it is news.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)

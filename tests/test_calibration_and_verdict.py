@@ -1,0 +1,103 @@
+"""Calibrated p-values, thresholds at a false-attribution rate, and the verdict rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forensics_app.core.calibration import Calibration, calibration_for, load_calibrations, save_calibrations
+from forensics_app.core.findings import CONSISTENT, REJECTED, UNCALIBRATED, UNDECIDED, CandidateFinding
+from forensics_app.core.verdict import decide, rank, reading_status
+
+
+def make_calibration(n=199, seed=0) -> Calibration:
+    rng = np.random.default_rng(seed)
+    return Calibration("m", "aedr", "1", {"score_form": "highpass"}, rng.normal(1.3, 0.1, n),
+                       rng.normal(3.0, 0.4, n), {"real": "synthetic"})
+
+
+def test_p_values_are_one_sided_and_never_zero():
+    cal = make_calibration()
+    assert cal.p_real(0.0) == pytest.approx(1 / 200)
+    assert cal.p_own(100.0) == pytest.approx(1 / 200)
+    assert cal.p_real(10.0) == 1.0 and cal.p_own(0.0) == 1.0
+    assert cal.p_real(2.0) < cal.p_real(3.0)
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.1])
+def test_threshold_keeps_false_attributions_of_real_at_most_alpha(alpha):
+    cal = make_calibration()
+    t = cal.threshold(alpha)
+    assert np.mean(cal.real_scores <= t) <= alpha
+    assert cal.p_real(t) <= alpha < cal.p_real(np.sort(cal.real_scores)[int(alpha * 200)])
+
+
+def test_too_small_calibration_cannot_attribute_at_that_rate():
+    assert make_calibration(n=50).threshold(0.01) is None
+
+
+def test_calibration_round_trips_and_stale_ones_are_ignored(tmp_path):
+    cal = make_calibration()
+    save_calibrations(tmp_path / "c.json", [cal])
+    loaded = load_calibrations(tmp_path / "c.json")["aedr"]
+    assert np.array_equal(loaded.real_scores, cal.real_scores)
+
+    class Method:
+        name, version, parameters = "aedr", "1", {"score_form": "highpass"}
+
+    assert calibration_for(Method, Method.parameters, {"aedr": loaded}) is loaded
+    assert calibration_for(Method, {"score_form": "ratio"}, {"aedr": loaded}) is None
+    Method.version = "2"
+    assert calibration_for(Method, Method.parameters, {"aedr": loaded}) is None
+
+
+def test_histogram_counts_every_sample():
+    h = make_calibration().histogram(bins=30)
+    assert sum(h["own"]) == 199 and sum(h["real"]) == 199 and len(h["edges"]) == 31
+
+
+def test_reading_status():
+    assert reading_status(0.5, 0.005, 0.01) == CONSISTENT
+    assert reading_status(0.005, 0.5, 0.01) == REJECTED
+    assert reading_status(0.5, 0.5, 0.01) == UNDECIDED
+    assert reading_status(0.001, 0.001, 0.01) == UNDECIDED
+    assert reading_status(None, None, 0.01) == UNCALIBRATED
+
+
+def reading(model, status, method="aedr", decisive=True, p_real=0.5):
+    return CandidateFinding(model, model.upper(), method, method, "1", decisive, 1.0, {}, 0.5, p_real, 1.0, status,
+                            "CPU", {}, 0.0, None)
+
+
+NAMES = {"a": "Model A", "b": "Model B"}
+
+
+def test_one_consistent_model_is_attributed():
+    v = decide([reading("a", CONSISTENT), reading("b", REJECTED)], 0.01, NAMES)
+    assert (v.label, v.model) == ("attributed", "a")
+    assert v.text == "Consistent with Model A at a 1% false-attribution rate."
+
+
+def test_all_rejected_is_not_attributed_unless_heavily_compressed():
+    readings = [reading("a", REJECTED), reading("b", REJECTED)]
+    assert decide(readings, 0.01, NAMES).label == "not_attributed"
+    v = decide(readings, 0.01, NAMES, jpeg_quality=70)
+    assert v.label == "inconclusive" and any("quality 70" in r for r in v.reasons)
+
+
+def test_several_consistent_models_or_disagreeing_methods_are_inconclusive():
+    assert decide([reading("a", CONSISTENT), reading("b", CONSISTENT)], 0.01, NAMES).label == "inconclusive"
+    v = decide([reading("a", CONSISTENT), reading("a", REJECTED, method="inversion")], 0.01, NAMES)
+    assert v.label == "inconclusive" and "disagree" in " ".join(v.reasons)
+
+
+def test_baselines_never_decide():
+    v = decide([reading("a", REJECTED), reading("a", CONSISTENT, method="reconstruction", decisive=False)], 0.01, NAMES)
+    assert v.label == "not_attributed"
+
+
+def test_no_candidates_is_inconclusive_and_ranking_puts_consistent_first():
+    assert decide([], 0.01, NAMES).label == "inconclusive"
+    ranked = rank([reading("b", REJECTED), reading("a", CONSISTENT, p_real=0.001),
+                   reading("a", CONSISTENT, method="reconstruction", decisive=False)])
+    assert [(r.model, r.method) for r in ranked] == [("a", "aedr"), ("b", "aedr"), ("a", "reconstruction")]
