@@ -1,0 +1,89 @@
+"""End to end on real data: the real TAEF2, held-out photos, the shipped calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import GENERATED, real_crop, save_png
+from forensics_app.core.calibrate import jpeg_roundtrip, to_uint8
+from forensics_app.core.errors import EvidenceError
+from forensics_app.core.imageprep import TilingSettings
+from forensics_app.core.jobs import NEVER_CANCELLED
+from forensics_app.core.methods.aedr import METHOD as AEDR
+from forensics_app.core.pipeline import AnalysisSettings, Engine
+
+# (photo, y, x) of held-out Set14 photos: never used for calibration
+CROPS = [("baboon.png", 0, 0), ("barbara.png", 100, 200), ("lenna.png", 200, 200), ("pepper.png", 50, 300),
+         ("zebra.png", 100, 100), ("monarch.png", 200, 300)]
+
+
+@pytest.fixture(scope="module")
+def engine(installed_zoo):
+    return Engine(installed_zoo, AnalysisSettings(methods=("aedr", "reconstruction")))
+
+
+@pytest.fixture(scope="module")
+def crops():
+    return [real_crop(name, 128, y, x) for name, y, x in CROPS]
+
+
+def verdicts(engine, images, tmp_path, prefix):
+    return [engine.analyse_file(save_png(im, tmp_path / f"{prefix}{i}.png")).verdict for i, im in enumerate(images)]
+
+
+def test_shipped_calibration_is_used(engine):
+    (model,) = engine.models
+    assert "shipped default" in model.calibration_source
+    assert {"aedr", "reconstruction"} <= set(model.calibrations)
+
+
+def test_taef2_decoded_photos_are_attributed_and_the_photos_are_not(engine, taef2, crops, tmp_path):
+    decoded = [to_uint8(taef2.reconstruct(c / 255.0)) for c in crops]
+    own = verdicts(engine, decoded, tmp_path, "own")
+    real = verdicts(engine, crops, tmp_path, "real")
+    assert sum(v.label == "attributed" and v.model == "taef2" for v in own) >= 5
+    assert not any(v.label == "attributed" for v in real)
+    assert sum(v.label == "not_attributed" for v in real) >= 4
+
+
+def test_jpeg_q90_keeps_decoded_images_below_their_sources(taef2, crops):
+    """Measured, not decided: after JPEG q90 a TAEF2 output still scores lower than the photo it came from."""
+    def score(rgb8):
+        parts, _, _ = AEDR.components(rgb8 / 255.0, taef2, TilingSettings(), NEVER_CANCELLED)
+        return parts["L1_highpass"] / parts["L2_highpass"]
+
+    lower = [score(jpeg_roundtrip(to_uint8(taef2.reconstruct(c / 255.0)), 90)) < score(jpeg_roundtrip(c, 90))
+             for c in crops]
+    assert sum(lower) >= 5
+
+
+def test_out_of_zoo_generators_are_not_attributed(engine, tmp_path):
+    from PIL import Image
+
+    images = [np.asarray(Image.open(p).convert("RGB"))[:192, :192]
+              for folder in ("sd1", "sd2") for p in sorted((GENERATED / folder).glob("*.png"))[:3]]
+    assert not any(v.label == "attributed" for v in verdicts(engine, images, tmp_path, "sd"))
+
+
+def test_findings_carry_calibrated_readings_and_maps(engine, crops, tmp_path):
+    findings = engine.analyse_file(save_png(crops[0], tmp_path / "a.png"))
+    aedr = next(c for c in findings.candidates if c.method == "aedr")
+    assert 0 < aedr.p_value <= 1 and 0 < aedr.p_real <= 1
+    assert aedr.components["L1"] > 0 and aedr.provider == "CPUExecutionProvider"
+    assert aedr.calibration["n_real"] >= 100
+    assert findings.maps[("taef2", "aedr", "first_reconstruction_error")].shape == (128, 128)
+    assert findings.candidates[-1].method == "reconstruction"  # baselines rank after decisive readings
+
+
+def test_large_images_are_tiled_and_maps_stitched(taef2):
+    rgb = np.concatenate([real_crop("baboon.png", 256), real_crop("lenna.png", 256)], axis=1) / 255.0
+    whole = AEDR.run(rgb, taef2, TilingSettings(), NEVER_CANCELLED)
+    tiled = AEDR.run(rgb, taef2, TilingSettings(whole_image_max_side=256, tile=256, overlap=32), NEVER_CANCELLED)
+    assert tiled.maps["first_reconstruction_error"].shape == (256, 512)
+    assert tiled.score == pytest.approx(whole.score, rel=0.05)
+
+
+def test_image_too_small_for_analysis_is_refused_clearly(engine, tmp_path):
+    with pytest.raises(EvidenceError, match="pixels"):
+        engine.analyse_file(save_png(real_crop(side=40), tmp_path / "tiny.png"))

@@ -1,0 +1,39 @@
+"""Provider choice is deliberate and quiet; the core never imports Qt (import-linter contract)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from forensics_app.core.errors import ForensicsError
+from forensics_app.core.runtime import CPU, cuda_usable, resolve_providers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_cpu_is_always_available_and_auto_falls_back_to_it():
+    assert resolve_providers("cpu") == [CPU]
+    assert resolve_providers("auto")[-1] == CPU
+    with pytest.raises(ValueError):
+        resolve_providers("tpu")
+
+
+@pytest.mark.skipif(cuda_usable(), reason="this machine has a working CUDA provider")
+def test_cuda_request_without_cuda_is_a_clear_error():
+    with pytest.raises(ForensicsError, match="CUDA was requested"):
+        resolve_providers("cuda")
+
+
+def test_cuda_probe_prints_nothing():
+    code = "from forensics_app.core.runtime import cuda_usable; cuda_usable()"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_core_is_qt_free():
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
