@@ -1,4 +1,4 @@
-"""Command line: forensics-app analyze | zoo ... (the GUI, case and report commands join as they land)."""
+"""Command line: forensics-app analyze | zoo ... | case ... (the GUI and report commands join as they land)."""
 
 from __future__ import annotations
 
@@ -147,7 +147,15 @@ def cmd_analyze(args) -> int:
         if args.maps:
             _save_maps(result, Path(args.maps))
 
-    batch = analyse_paths(engine, paths, on_result=show)
+    if args.case:
+        from forensics_app.core.case import Case, analyse_into_case
+
+        with Case.open(Path(args.case)) as case:
+            _warn_integrity(case)
+            batch = analyse_into_case(engine, case, paths, on_result=show)
+        _print(f"\ncase {args.case}: {len(batch.reused)} reused from earlier analyses in the case (no model ran)")
+    else:
+        batch = analyse_paths(engine, paths, on_result=show)
     info = engine.run_info()
     _print(f"\n{len(batch.results) - len(batch.failures)} analysed, {len(batch.failures)} failed; "
            f"provider {', '.join(info['providers'])}; false-attribution rate {args.alpha:g}")
@@ -172,6 +180,57 @@ def _save_maps(result, folder: Path) -> None:
         Image.fromarray(colourise(array)).save(folder / f"{stem}.png")
 
 
+# -- case ------------------------------------------------------------------------------------
+def _warn_integrity(case) -> bool:
+    """Print every changed or missing evidence file; True when there was any."""
+    problems = [s for s in case.integrity if s.status != "ok"]
+    for s in problems:
+        print(f"WARNING: evidence {s.status.upper()}: {s.path} no longer has the analysed bytes "
+              f"(SHA-256 {s.sha256})", file=sys.stderr, flush=True)
+    return bool(problems)
+
+
+def cmd_case_new(args) -> int:
+    from forensics_app.core.case import Case
+
+    with Case.create(Path(args.file), args.name, args.examiner) as case:
+        _print(f"case {case.meta['name']!r} (examiner {case.meta['examiner']}) created in {args.file}")
+    return EXIT_OK
+
+
+def cmd_case_show(args) -> int:
+    from forensics_app.core.case import Case
+
+    with Case.open(Path(args.file)) as case:
+        problems = _warn_integrity(case)
+        meta = case.meta
+        _print(f"case {meta['name']!r}, examiner {meta['examiner']}, created {meta['created']} (schema {meta['schema']})")
+        status = {(str(s.path), s.sha256): s.status for s in case.evidence_status()}
+        fmt = lambda v: f"{v:7.3f}" if v is not None else "      -"
+        _print(f"{'file':<32} {'sha256':<12} {'verdict':<15} {'top candidate':<20} {'p_own':>7} {'p_real':>7} "
+               f"{'evidence':<8} notes")
+        for f in case.findings(with_maps=False):
+            top = f.candidates[0] if f.candidates else None
+            candidate = f"{top.model}/{top.method}" if top else "-"
+            _print(f"{f.path.name[:31]:<32} {f.sha256[:12]:<12} {f.verdict.label:<15} {candidate[:19]:<20} "
+                   f"{fmt(top.p_value if top else None)} {fmt(top.p_real if top else None)} "
+                   f"{status[(str(f.path), f.sha256)]:<8} {len(case.notes(f.sha256))}")
+        for failed in case.failures():
+            _print(f"{failed.path.name[:31]:<32} ERROR: {failed.error}")
+    return EXIT_SOME_FAILED if problems else EXIT_OK
+
+
+def cmd_case_note(args) -> int:
+    from forensics_app.core.case import Case
+
+    with Case.open(Path(args.file)) as case:
+        _warn_integrity(case)
+        sha256 = case.resolve_sha256(args.sha256)
+        case.add_note(sha256, args.text)
+    _print(f"note added to {sha256[:12]}")
+    return EXIT_OK
+
+
 # -- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forensics-app", description=__doc__)
@@ -188,7 +247,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--alpha", type=float, default=0.01, help="false-attribution rate (default 0.01)")
     a.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
     a.add_argument("--max-pixels", type=int, default=16_000_000, help="analyse at most this many pixels (centred)")
+    a.add_argument("--case", help="add the evidence and findings to this case file (reuses its cached results)")
     a.set_defaults(func=cmd_analyze)
+
+    cs = sub.add_parser("case", help="case files: evidence, analyses and notes in one file")
+    cs = cs.add_subparsers(dest="case_command", required=True)
+    cn = cs.add_parser("new", help="create an empty case file")
+    cn.add_argument("file")
+    cn.add_argument("--name", required=True, help="case name or reference")
+    cn.add_argument("--examiner", required=True, help="who is responsible for the analysis")
+    cn.set_defaults(func=cmd_case_new)
+    cw = cs.add_parser("show", help="summary of the case; re-hashes the evidence (exit 3 if any changed or missing)")
+    cw.add_argument("file")
+    cw.set_defaults(func=cmd_case_show)
+    co = cs.add_parser("note", help="add an examiner note to an evidence item")
+    co.add_argument("file")
+    co.add_argument("sha256", help="the evidence SHA-256 or a unique prefix of it")
+    co.add_argument("text")
+    co.set_defaults(func=cmd_case_note)
 
     z = sub.add_parser("zoo", help="manage the model zoo").add_subparsers(dest="zoo_command", required=True)
     z.add_parser("list", help="known and installed models").set_defaults(func=cmd_zoo_list)

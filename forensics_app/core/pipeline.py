@@ -20,6 +20,7 @@ from forensics_app.core.findings import CandidateFinding, FailedImage, ImageFind
 from forensics_app.core.imageprep import TilingSettings, analysis_region, crop
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
 from forensics_app.core.methods import DEFAULT_METHODS, get_method
+from forensics_app.core.methods.base import MethodResult
 from forensics_app.core.runtime import RuntimeSettings, SessionCache
 from forensics_app.core.verdict import decide, rank, reading_status
 from forensics_app.core.zoo.store import InstalledModel, Zoo
@@ -65,6 +66,13 @@ def load_model_calibrations(model: InstalledModel) -> tuple[dict[str, Calibratio
     return {}, "none"
 
 
+StoredResult = Callable[[str, LoadedModel, object], MethodResult | None]
+
+
+def no_stored_result(sha256: str, model: LoadedModel, method) -> None:
+    return None
+
+
 class Engine:
     """Holds loaded models and sessions; analyses one file at a time."""
 
@@ -106,7 +114,11 @@ class Engine:
         return self.analyse_evidence(evidence, progress, cancel)
 
     def analyse_evidence(self, evidence: Evidence, progress: ProgressCallback = no_progress,
-                         cancel: CancelToken = NEVER_CANCELLED) -> ImageFindings:
+                         cancel: CancelToken = NEVER_CANCELLED,
+                         stored_result: StoredResult = no_stored_result) -> ImageFindings:
+        """``stored_result`` may hand back an earlier MethodResult for (evidence sha256, model, method),
+        which is reused instead of running the method (the case file's cache); calibrated readings and
+        the verdict are always worked out afresh from the current calibrations."""
         alpha = self.settings.alpha
         candidates: list[CandidateFinding] = []
         maps, reconstructions = {}, {}
@@ -127,7 +139,9 @@ class Engine:
                 def method_progress(p: Progress, step=step, label=label) -> None:
                     progress(Progress((step + p.fraction) / steps, f"{label}: {p.message}"))
 
-                result = method.run(image, loaded.autoencoder, self.settings.tiling, cancel, method_progress)
+                result = stored_result(evidence.sha256, loaded, method)
+                if result is None:
+                    result = method.run(image, loaded.autoencoder, self.settings.tiling, cancel, method_progress)
                 cal = calibration_for(method, method.parameters, loaded.calibrations)
                 p_own = cal.p_own(result.score) if cal else None
                 p_real = cal.p_real(result.score) if cal else None
