@@ -231,12 +231,24 @@ def cmd_case_note(args) -> int:
     return EXIT_OK
 
 
+# -- gui ---------------------------------------------------------------------------------------
+def cmd_gui(args) -> int:
+    from forensics_app.gui.app import run
+
+    return run([Path(p) for p in getattr(args, "paths", [])], Path(args.home) if args.home else None)
+
+
 # -- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forensics-app", description=__doc__)
     parser.add_argument("--version", action="version", version=f"forensics-app {__version__}")
     parser.add_argument("--home", help="application data folder (default: $FORENSICS_APP_HOME or the user data folder)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command")  # no command: the desktop window
+    parser.set_defaults(func=cmd_gui)
+
+    g = sub.add_parser("gui", help="open the desktop window (the default)")
+    g.add_argument("paths", nargs="*", help="image files or folders to queue")
+    g.set_defaults(func=cmd_gui)
 
     a = sub.add_parser("analyze", help="analyse images against the installed generators")
     a.add_argument("paths", nargs="+", help="image files or folders (walked recursively)")

@@ -1,0 +1,36 @@
+"""Starting the desktop application (``forensics-app`` or ``forensics-app gui [FILES...]``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"  # source checkout; bundles copy it alongside
+
+
+def configure_pyqtgraph() -> None:
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)  # numpy (H, W) arrays, as the engine makes
+
+
+def run(paths: list[Path], home: Path | None = None) -> int:
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from forensics_app.gui.main_window import MainWindow
+    from forensics_app.gui.preferences import APPLICATION, ORGANISATION, Preferences, default_qsettings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setDesktopFileName("forensics-app")
+    icon = RESOURCES / "forensics-app.svg"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    configure_pyqtgraph()
+    store = default_qsettings()
+    window = MainWindow(Preferences.load(store, home), store)
+    window.show()
+    window.add_paths(paths)
+    return app.exec()

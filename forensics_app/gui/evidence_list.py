@@ -1,0 +1,177 @@
+"""The evidence list: one row per dropped file with its thumbnail and its status.
+
+Status per item: queued -> running (with progress) -> done (verdict badge) | refused (reason) | cancelled.
+Thumbnails are decoded in a background pool (one thread: analysis gets the cores) and arrive by signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QBrush, QColor, QImage, QImageReader, QPixmap
+
+from forensics_app.core.evidence import IMAGE_EXTENSIONS
+from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED
+from forensics_app.gui.worker import AnalysedImage
+
+QUEUED, RUNNING, DONE, REFUSED, CANCELLED = "queued", "running", "done", "refused", "cancelled"
+THUMBNAIL_SIDE = 48
+
+# verdict badge colours: attributed stands out, a refusal reads as a problem, the rest stay calm
+BADGE_COLOURS = {ATTRIBUTED: "#f5a524", NOT_ATTRIBUTED: "#5b8def", INCONCLUSIVE: "#9aa0a6", REFUSED: "#e5484d",
+                 CANCELLED: "#6e6e6e"}
+VERDICT_WORDS = {ATTRIBUTED: "attributed", NOT_ATTRIBUTED: "not attributed", INCONCLUSIVE: "inconclusive"}
+
+
+@dataclass
+class EvidenceItem:
+    item_id: int
+    path: Path
+    status: str = QUEUED
+    fraction: float = 0.0
+    message: str = ""  # what runs now, or why it was refused
+    result: AnalysedImage | None = None
+    thumbnail: QPixmap | None = None
+
+    def status_text(self) -> str:
+        if self.status == RUNNING:
+            return f"running {self.fraction:.0%}" + (f" - {self.message}" if self.message else "")
+        if self.status == DONE:
+            verdict = self.result.findings.verdict
+            model = f": {verdict.model}" if verdict.model else ""
+            return f"{VERDICT_WORDS[verdict.label]}{model}"
+        if self.status == REFUSED:
+            return f"refused: {self.message}"
+        return self.status
+
+    def badge_colour(self) -> str | None:
+        if self.status == DONE:
+            return BADGE_COLOURS[self.result.findings.verdict.label]
+        return BADGE_COLOURS.get(self.status)
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given (recognised by content later); folders walked for image extensions, sorted."""
+    out = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()))
+        else:
+            out.append(path)
+    return out
+
+
+class EvidenceListModel(QAbstractTableModel):
+    FILE, STATUS = range(2)
+    HEADERS = ("File", "Status")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.items: list[EvidenceItem] = []
+        self._rows: dict[int, int] = {}  # item id -> row
+        self._next_id = 0
+
+    def add(self, paths: list[Path]) -> list[EvidenceItem]:
+        new = []
+        for path in paths:
+            new.append(EvidenceItem(self._next_id, path))
+            self._next_id += 1
+        if new:  # one insert for the whole drop: 500 files cost one view update
+            first = len(self.items)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            for offset, item in enumerate(new):
+                self._rows[item.item_id] = first + offset
+            self.items.extend(new)
+            self.endInsertRows()
+        return new
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.items, self._rows = [], {}
+        self.endResetModel()
+
+    def item(self, item_id: int) -> EvidenceItem | None:
+        row = self._rows.get(item_id)
+        return None if row is None else self.items[row]
+
+    def update(self, item_id: int, **changes) -> None:
+        """Change an item's fields; ids from before a clear() are ignored."""
+        row = self._rows.get(item_id)
+        if row is None:
+            return
+        for name, value in changes.items():
+            setattr(self.items[row], name, value)
+        self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+
+    def count(self, status: str) -> int:
+        return sum(item.status == status for item in self.items)
+
+    # -- Qt model interface ------------------------------------------------------------------------
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.items)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index, role=Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        item = self.items[index.row()]
+        column = index.column()
+        if role == Qt.DisplayRole:
+            return item.path.name if column == self.FILE else item.status_text()
+        if role == Qt.ToolTipRole:
+            return str(item.path) if column == self.FILE else item.status_text()
+        if role == Qt.DecorationRole and column == self.FILE:
+            return item.thumbnail
+        if role == Qt.BackgroundRole and column == self.STATUS and item.badge_colour():
+            return QBrush(QColor(item.badge_colour()))
+        if role == Qt.ForegroundRole and column == self.STATUS and item.badge_colour():
+            return QBrush(QColor("#111111"))
+        return None
+
+
+class _ThumbnailJob(QRunnable):
+    def __init__(self, item_id: int, path: Path, ready: Signal):
+        super().__init__()
+        self.item_id, self.path, self.ready = item_id, path, ready
+
+    def run(self) -> None:
+        reader = QImageReader(str(self.path))
+        size = reader.size()
+        if size.isValid() and max(size.width(), size.height()) > THUMBNAIL_SIDE:
+            reader.setScaledSize(size.scaled(QSize(THUMBNAIL_SIDE, THUMBNAIL_SIDE), Qt.KeepAspectRatio))
+        image = reader.read()  # a null image for unreadable files: the row simply has no thumbnail
+        if not image.isNull():
+            self.ready.emit(self.item_id, image)
+
+
+class ThumbnailLoader(QObject):
+    """Decodes small previews off the GUI thread; QImage crosses threads, QPixmap is made here."""
+
+    ready = Signal(int, QImage)
+
+    def __init__(self, model: EvidenceListModel, parent=None):
+        super().__init__(parent)
+        self.model = model
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self.ready.connect(self._store)
+
+    def request(self, items: list[EvidenceItem]) -> None:
+        for item in items:
+            self.pool.start(_ThumbnailJob(item.item_id, item.path, self.ready))
+
+    def _store(self, item_id: int, image: QImage) -> None:
+        self.model.update(item_id, thumbnail=QPixmap.fromImage(image))
+
+    def shutdown(self) -> None:
+        self.pool.clear()
+        self.pool.waitForDone()

@@ -1,0 +1,85 @@
+"""The verdict in words, its reasons, and the ranked candidates of the selected image."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, \
+    QWidget
+
+from forensics_app.core.findings import ImageFindings
+
+COLUMNS = ("Generator", "Method", "Score", "p_own", "p_real", "Status")
+
+
+def format_p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+class FindingsPanel(QWidget):
+    candidate_selected = Signal(int)  # index into findings.candidates (ranked order)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        font = self.verdict.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.verdict.setFont(font)
+        self.reasons = QLabel()
+        self.reasons.setWordWrap(True)
+        self.reasons.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        header_tips = ("Candidate generator (its autoencoder)", "Attribution method",
+                       "Method score: LOW = consistent with the generator",
+                       "P(score at least this high | the generator's own outputs)",
+                       "P(score at most this low | real photos)", "Reading at the chosen false-attribution rate")
+        for column, tip in enumerate(header_tips):
+            self.table.horizontalHeaderItem(column).setToolTip(tip)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.verdict)
+        layout.addWidget(self.reasons)
+        layout.addWidget(self.table, 1)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.clear("No image selected.")
+
+    def clear(self, message: str) -> None:
+        self.verdict.setText(message)
+        self.reasons.setText("")
+        self.table.setRowCount(0)
+
+    def show_findings(self, findings: ImageFindings) -> None:
+        self.verdict.setText(findings.verdict.text)
+        self.reasons.setText("\n".join(f"- {reason}" for reason in findings.verdict.reasons))
+        self.table.setRowCount(len(findings.candidates))
+        for row, c in enumerate(findings.candidates):
+            method = c.method + ("" if c.decisive else " (baseline)")
+            cells = (c.model_name, method, f"{c.score:.4g}", format_p(c.p_value), format_p(c.p_real), c.status)
+            tips = (c.model, c.method_title + ("" if c.decisive else ": a baseline shown for comparison, never votes"),
+                    "", "", "", f"threshold {c.threshold:.4g}" if c.threshold is not None else "no calibration")
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(tips[column])
+                if column in (2, 3, 4):
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                self.table.setItem(row, column, item)
+        if findings.candidates:
+            self.table.selectRow(0)
+
+    def cell_texts(self) -> list[list[str]]:
+        """What the table shows, row by row (for tests and copying)."""
+        return [[self.table.item(r, c).text() for c in range(self.table.columnCount())]
+                for r in range(self.table.rowCount())]
+
+    def _selection_changed(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.candidate_selected.emit(rows[0].row())

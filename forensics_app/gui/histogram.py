@@ -1,0 +1,112 @@
+"""Score histogram: a candidate's calibration distributions (own outputs vs real photos, log x),
+with this image's score and the decision threshold marked."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from forensics_app.gui.worker import AnalysedImage
+
+OWN_COLOUR, REAL_COLOUR, SCORE_COLOUR, THRESHOLD_COLOUR = "#f5a524", "#5b8def", "#e8eaed", "#9aa0a6"
+
+
+class ScoreHistogram(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.result: AnalysedImage | None = None
+        self.candidate_choice = QComboBox()
+        self.candidate_choice.setToolTip("Candidate generator and method whose calibration is shown")
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.plot = pg.PlotWidget(background="#202124")
+        self.plot.setLogMode(x=True, y=False)
+        self.plot.setLabel("bottom", "score (log scale; low = consistent with the generator)")
+        self.plot.setLabel("left", "calibration samples")
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.own_curve = self.plot.plot([0, 1], [0], stepMode="center", fillLevel=0, name="generator's own outputs",
+                                        pen=pg.mkPen(OWN_COLOUR, width=2), brush=pg.mkBrush(OWN_COLOUR + "60"))
+        self.real_curve = self.plot.plot([0, 1], [0], stepMode="center", fillLevel=0, name="real photos",
+                                         pen=pg.mkPen(REAL_COLOUR, width=2), brush=pg.mkBrush(REAL_COLOUR + "60"))
+        # pyqtgraph's log mode transforms curves, not lines: line positions are log10 values
+        self.score_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(SCORE_COLOUR, width=2),
+                                          label="this image", labelOpts={"position": 0.92, "color": SCORE_COLOUR})
+        self.threshold_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(THRESHOLD_COLOUR, width=1, dash=[4, 4]),
+                                              label="threshold", labelOpts={"position": 0.75,
+                                                                            "color": THRESHOLD_COLOUR})
+        self.plot.addItem(self.score_line)
+        self.plot.addItem(self.threshold_line)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Calibration of:"))
+        top.addWidget(self.candidate_choice, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.note)
+        self.candidate_choice.currentIndexChanged.connect(self._draw)
+        self.clear()
+
+    def clear(self) -> None:
+        self.result = None
+        self.candidate_choice.clear()
+        self._show_curves(False)
+        self.note.setText("")
+
+    def show_result(self, result: AnalysedImage) -> None:
+        self.result = result
+        self.candidate_choice.blockSignals(True)
+        self.candidate_choice.clear()
+        for c in result.findings.candidates:
+            self.candidate_choice.addItem(f"{c.model_name} - {c.method_title}")
+        self.candidate_choice.blockSignals(False)
+        self.select_candidate(0)
+
+    def select_candidate(self, index: int) -> None:
+        if self.candidate_choice.currentIndex() == index:
+            self._draw()
+        else:
+            self.candidate_choice.setCurrentIndex(index)
+
+    @property
+    def marked_score(self) -> float | None:
+        """The score where the marker stands (None when hidden)."""
+        return 10 ** self.score_line.value() if self.score_line.isVisible() else None
+
+    def _show_curves(self, visible: bool) -> None:
+        for item in (self.own_curve, self.real_curve, self.score_line, self.threshold_line):
+            item.setVisible(visible)
+
+    def _draw(self) -> None:
+        index = self.candidate_choice.currentIndex()
+        if self.result is None or index < 0:
+            return
+        candidate = self.result.findings.candidates[index]
+        calibration = self.result.calibrations.get((candidate.model, candidate.method))
+        if calibration is None:
+            self._show_curves(False)
+            self.note.setText(f"No valid calibration for {candidate.method} on {candidate.model_name}: "
+                              "calibrate the model (forensics-app zoo calibrate) to get p-values.")
+            return
+        histogram = calibration.histogram()
+        edges = np.asarray(histogram["edges"])
+        self.own_curve.setData(edges, histogram["own"])
+        self.real_curve.setData(edges, histogram["real"])
+        self._show_curves(True)
+        # a score of zero or below has no place on a log axis: pin it to the left edge and say so
+        marker = candidate.score if candidate.score > 0 else edges[0]
+        self.score_line.setValue(math.log10(marker))
+        self.score_line.label.setFormat(f"this image: {candidate.score:.4g}")
+        threshold = candidate.threshold
+        self.threshold_line.setVisible(threshold is not None and threshold > 0)
+        if threshold is not None and threshold > 0:
+            self.threshold_line.setValue(math.log10(threshold))
+            alpha = (candidate.calibration or {}).get("alpha")
+            self.threshold_line.label.setFormat(f"threshold (false-attribution rate {alpha:g})")
+        self.note.setText(f"{len(calibration.own_scores)} own outputs vs {len(calibration.real_scores)} real photos; "
+                          f"score {candidate.score:.4g}, p_own {candidate.p_value:.3g}, p_real {candidate.p_real:.3g}"
+                          + ("" if candidate.score > 0 else " (score <= 0 shown at the left edge)"))
+        self.plot.enableAutoRange()

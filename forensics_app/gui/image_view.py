@@ -1,0 +1,153 @@
+"""The image view: evidence with a per-pixel map overlaid, and optionally R(x) and the map side by side.
+
+Every layer is placed at stored-image pixel coordinates (maps cover the analysed region only), so
+zoom, pan and the three linked views always agree, whatever display level is shown.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+
+from forensics_app.core.colormaps import inferno_lut, map_display_range
+from forensics_app.core.methods import get_method
+from forensics_app.gui.display import downsample
+from forensics_app.gui.worker import AnalysedImage
+
+DEFAULT_OPACITY = 0.6
+
+
+def shared_colour_map() -> pg.ColorMap:
+    """The colour map of core.colormaps, so the window, exported maps and the report look the same."""
+    lut = inferno_lut()
+    return pg.ColorMap(np.linspace(0.0, 1.0, len(lut)), lut)
+
+
+def map_label(key: tuple[str, str, str]) -> str:
+    model, method, name = key
+    return f"{model} / {method}: {name.replace('_', ' ')}"
+
+
+class ImagePanel(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.result: AnalysedImage | None = None
+        self.map_choice = QComboBox()
+        self.map_choice.setMinimumContentsLength(28)
+        self.map_choice.setToolTip("Per-pixel evidence map to overlay")
+        self.opacity = QSlider(Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(round(DEFAULT_OPACITY * 100))
+        self.opacity.setFixedWidth(120)
+        self.opacity.setToolTip("Heat-map opacity (0 = evidence only)")
+        self.side_by_side = QCheckBox("Original / R(x) / map side by side")
+        fit = QPushButton("Fit")
+        fit.setToolTip("Show the whole image (mouse wheel zooms, drag pans)")
+        controls = QHBoxLayout()
+        for widget in (QLabel("Map:"), self.map_choice, QLabel("Opacity:"), self.opacity, self.side_by_side, fit):
+            controls.addWidget(widget)
+        controls.addStretch(1)
+
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setBackground("#202124")
+        self.title = pg.LabelItem("Drop image files or folders anywhere on the window, or use File > Open",
+                                  color="#e8eaed")
+        self.views = [self._view() for _ in range(3)]  # evidence+overlay, R(x), map
+        self.view_titles = [pg.LabelItem(text, color="#bdc1c6") for text in
+                            ("Evidence", "Reconstruction R(x)", "Difference map")]
+        self.image_item, self.overlay_item = pg.ImageItem(), pg.ImageItem()
+        self.reconstruction_item, self.difference_item = pg.ImageItem(), pg.ImageItem()
+        self.views[0].addItem(self.image_item)
+        self.views[0].addItem(self.overlay_item)
+        self.views[1].addItem(self.reconstruction_item)
+        self.views[2].addItem(self.difference_item)
+        for view in self.views[1:]:
+            view.setXLink(self.views[0])
+            view.setYLink(self.views[0])
+        # no colour-map menu: the window must look like the report; the handles adjust the range
+        self.colour_bar = pg.ColorBarItem(colorMap=shared_colour_map(), interactive=True, width=14, colorMapMenu=False)
+        self.colour_bar.axis.enableAutoSIPrefix(False)  # real units, never a hidden milli- prefix
+        self.colour_bar.setImageItem([self.overlay_item, self.difference_item])
+        self._arrange()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addWidget(self.canvas, 1)
+
+        self.map_choice.currentIndexChanged.connect(self._show_map)
+        self.opacity.valueChanged.connect(lambda v: self.overlay_item.setOpacity(v / 100))
+        self.side_by_side.toggled.connect(self._arrange)
+        fit.clicked.connect(self.fit)
+        self.overlay_item.setOpacity(DEFAULT_OPACITY)
+
+    @staticmethod
+    def _view() -> pg.ViewBox:
+        view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        view.setDefaultPadding(0.01)
+        return view
+
+    def _arrange(self) -> None:
+        self.canvas.ci.clear()
+        shown = 3 if self.side_by_side.isChecked() else 1
+        self.canvas.ci.addItem(self.title, row=0, col=0, colspan=shown + 1)
+        for col in range(shown):
+            self.canvas.ci.addItem(self.view_titles[col], row=1, col=col)
+            self.canvas.ci.addItem(self.views[col], row=2, col=col)
+        self.canvas.ci.addItem(self.colour_bar, row=2, col=shown)
+        self.overlay_item.setVisible(shown == 1)  # side by side, the map has its own panel
+
+    # -- content ---------------------------------------------------------------------------------
+    def clear(self, message: str) -> None:
+        self.result = None
+        self.map_choice.clear()
+        for item in (self.image_item, self.overlay_item, self.reconstruction_item, self.difference_item):
+            item.clear()
+        self.title.setText(message)
+
+    def show_result(self, result: AnalysedImage) -> None:
+        self.result = result
+        findings = result.findings
+        facts = findings.facts
+        self.title.setText(f"{facts['file_name']}  ({facts['width']} x {facts['height']} {facts['format']})"
+                           + (f"  shown at 1/{result.display.step} size" if result.display.step > 1 else ""))
+        self.image_item.setImage(result.display.original, autoLevels=False, levels=(0, 255))
+        self.image_item.setRect(QRectF(0, 0, facts["width"], facts["height"]))
+        self.map_choice.blockSignals(True)
+        self.map_choice.clear()
+        for key in findings.maps:
+            self.map_choice.addItem(map_label(key), key)
+            self.map_choice.setItemData(self.map_choice.count() - 1, get_method(key[1]).map_titles.get(key[2], ""),
+                                        Qt.ToolTipRole)
+        self.map_choice.blockSignals(False)
+        self._show_map()
+        self.fit()
+
+    def _show_map(self) -> None:
+        if self.result is None or self.map_choice.currentIndex() < 0:
+            return
+        model, _, name = key = self.map_choice.currentData()
+        findings, display = self.result.findings, self.result.display
+        values = findings.maps[key]
+        region = findings.region
+        rect = QRectF(region["x"], region["y"], region["width"], region["height"])
+        shown = downsample(values, display.step)
+        levels = map_display_range(values)  # the same range the report and exported maps use
+        for item in (self.overlay_item, self.difference_item):
+            item.setImage(shown, autoLevels=False)
+            item.setRect(rect)
+        self.colour_bar.rounding = levels[1] / 500  # handle steps fine enough for these values
+        self.colour_bar.setLevels(levels)
+        self.colour_bar.setLabel("right", self.result.map_units.get(model, ""))
+        self.view_titles[2].setText(name.replace("_", " "))
+        reconstruction = display.reconstructions.get(model)
+        if reconstruction is None:
+            self.reconstruction_item.clear()
+        else:
+            self.reconstruction_item.setImage(reconstruction, autoLevels=False, levels=(0, 255))
+            self.reconstruction_item.setRect(rect)
+
+    def fit(self) -> None:
+        self.views[0].autoRange(padding=0.01)

@@ -1,0 +1,54 @@
+"""User preferences kept with QSettings, and the AnalysisSettings they stand for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+from forensics_app.core.imageprep import TilingSettings
+from forensics_app.core.methods import DEFAULT_METHODS
+from forensics_app.core.pipeline import DEFAULT_ALPHA, AnalysisSettings
+from forensics_app.core.runtime import RuntimeSettings
+from forensics_app.core.zoo.store import app_home
+
+ORGANISATION = APPLICATION = "forensics-app"
+
+
+def default_qsettings() -> QSettings:
+    return QSettings(ORGANISATION, APPLICATION)
+
+
+@dataclass(frozen=True)
+class Preferences:
+    home: Path  # application data folder; the zoo lives in home/zoo
+    provider: str = "auto"  # auto | cpu | cuda
+    max_megapixels: float = TilingSettings().max_pixels / 1e6  # larger images: a centred region is analysed
+    alpha: float = DEFAULT_ALPHA  # false-attribution rate
+    methods: tuple[str, ...] = DEFAULT_METHODS
+
+    def analysis_settings(self) -> AnalysisSettings:
+        # keep_reconstructions: the view shows R(x) beside the evidence
+        return AnalysisSettings(methods=self.methods, alpha=self.alpha,
+                                tiling=TilingSettings(max_pixels=int(self.max_megapixels * 1e6)),
+                                runtime=RuntimeSettings(provider=self.provider), keep_reconstructions=True)
+
+    @classmethod
+    def load(cls, store: QSettings, home: Path | None = None) -> Preferences:
+        """Stored values; ``home`` (from --home) overrides the stored folder."""
+        default = cls(home=app_home())
+        methods = store.value("analysis/methods", ",".join(default.methods))
+        return cls(home=home or Path(store.value("zoo/home", str(default.home))),
+                   provider=str(store.value("analysis/provider", default.provider)),
+                   max_megapixels=float(store.value("analysis/max_megapixels", default.max_megapixels)),
+                   alpha=float(store.value("analysis/alpha", default.alpha)),
+                   methods=tuple(m for m in str(methods).split(",") if m) or default.methods)
+
+    def save(self, store: QSettings) -> None:
+        store.setValue("zoo/home", str(self.home))
+        store.setValue("analysis/provider", self.provider)
+        store.setValue("analysis/max_megapixels", self.max_megapixels)
+        store.setValue("analysis/alpha", self.alpha)
+        store.setValue("analysis/methods", ",".join(self.methods))
+        store.sync()

@@ -1,0 +1,68 @@
+"""Settings: zoo folder, execution provider, analysed-pixel limit, false-attribution rate, methods."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, \
+    QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from forensics_app.core.methods import all_methods
+from forensics_app.core.runtime import PROVIDER_CHOICES
+from forensics_app.gui.preferences import Preferences
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, preferences: Preferences, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.home = QLineEdit(str(preferences.home))
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._browse)
+        home_row = QHBoxLayout()
+        home_row.addWidget(self.home, 1)
+        home_row.addWidget(browse)
+        home_widget = QWidget()
+        home_widget.setLayout(home_row)
+        home_row.setContentsMargins(0, 0, 0, 0)
+        self.provider = QComboBox()
+        self.provider.addItems(PROVIDER_CHOICES)
+        self.provider.setCurrentText(preferences.provider)
+        self.provider.setToolTip("auto: CUDA when it really works on this machine, else CPU")
+        self.max_megapixels = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=400.0, suffix=" MP")
+        self.max_megapixels.setValue(preferences.max_megapixels)
+        self.max_megapixels.setToolTip("Larger images are analysed in a centred region of this many pixels "
+                                       "(in tiles; pixels are never resized)")
+        self.alpha = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.2, singleStep=0.005)
+        self.alpha.setValue(preferences.alpha)
+        self.alpha.setToolTip("How often a real photo may be wrongly attributed (0.01 = 1 in 100)")
+        self.methods = {}
+        methods_box = QVBoxLayout()
+        for name, method in sorted(all_methods().items()):
+            box = QCheckBox(f"{method.title}" + ("" if method.decisive else " - baseline, does not vote"))
+            box.setChecked(name in preferences.methods)
+            self.methods[name] = box
+            methods_box.addWidget(box)
+        form = QFormLayout()
+        form.addRow("Application folder (zoo):", home_widget)
+        form.addRow("Execution provider:", self.provider)
+        form.addRow("Analyse at most:", self.max_megapixels)
+        form.addRow("False-attribution rate:", self.alpha)
+        form.addRow("Methods:", methods_box)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Application folder", self.home.text())
+        if folder:
+            self.home.setText(folder)
+
+    def preferences(self) -> Preferences:
+        methods = tuple(name for name, box in self.methods.items() if box.isChecked())
+        return Preferences(home=Path(self.home.text()), provider=self.provider.currentText(),
+                           max_megapixels=self.max_megapixels.value(), alpha=self.alpha.value(),
+                           methods=methods or Preferences(home=Path()).methods)
