@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 import sqlite3
@@ -18,7 +17,7 @@ from forensics_app.core.case import Case, analyse_into_case, maps_from_blob, map
 from forensics_app.core.errors import ForensicsError
 from forensics_app.core.evidence import sha256_of_file
 from forensics_app.core.findings import FailedImage
-from forensics_app.core.methods import get_method
+from forensics_app.core.jobs import CancelToken
 from forensics_app.core.pipeline import AnalysisSettings, Engine
 
 PHOTOS = ("baboon.png", "barbara.png", "flowers.png")
@@ -85,6 +84,8 @@ def test_create_writes_metadata_schema_and_wal(tmp_path):
         Case.create(path, "again", "J. Doe")
     with pytest.raises(ForensicsError, match="name and an examiner"):
         Case.create(tmp_path / "other.case", "x", " ")
+    with pytest.raises(ForensicsError, match="does not exist"):
+        Case.create(tmp_path / "no" / "such.case", "x", "y")
 
 
 def test_open_refuses_missing_foreign_and_newer_files(tmp_path):
@@ -207,6 +208,14 @@ def test_failures_are_recorded_and_cleared_by_a_later_success(engine, photos, tm
         shutil.copy(photos[0], broken)
         analyse_into_case(engine, case, [broken])
         assert case.failures() == []
+
+
+def test_cancelling_keeps_the_items_already_written(engine, photos, tmp_path):
+    cancel = CancelToken()
+    with Case.create(tmp_path / "c.case", "c", "e") as case:
+        batch = analyse_into_case(engine, case, photos, cancel=cancel, on_result=lambda result: cancel.cancel())
+        assert batch.cancelled
+        assert [f.path for f in case.findings()] == [photos[0].absolute()]
 
 
 def test_notes_per_evidence_item(analysed, tmp_path):

@@ -33,7 +33,8 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -195,6 +196,8 @@ class Case:
             raise ForensicsError("A case needs a name and an examiner.")
         if path.exists():
             raise ForensicsError(f"{path} already exists; open it instead, or choose another file name.")
+        if not path.parent.is_dir():
+            raise ForensicsError(f"The folder {path.parent} does not exist.")
         conn = _connect(path)
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         _migrate(conn, path)
@@ -214,21 +217,18 @@ class Case:
             raise ForensicsError(f"No case file at {path}. Create one with: forensics-app case new {path} "
                                  "--name NAME --examiner NAME")
         conn = _connect(path)
+        case = cls(path, conn)
         try:
-            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                raise ForensicsError(f"{path} is not a forensics-app case file.")
+            _migrate(conn, path)
+            case.check_evidence()
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise ForensicsError(f"{path} is not a case file ({exc}).") from None
-        if application_id != APPLICATION_ID:
-            conn.close()
-            raise ForensicsError(f"{path} is not a forensics-app case file.")
-        try:
-            _migrate(conn, path)
-        except ForensicsError:
+            raise ForensicsError(f"{path} cannot be opened as a case file ({exc}).") from None
+        except BaseException:
             conn.close()
             raise
-        case = cls(path, conn)
-        case.integrity = case.check_evidence()
         return case
 
     def close(self) -> None:
@@ -241,23 +241,16 @@ class Case:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    class _Transaction:
-        def __init__(self, case: Case):
-            self.case = case
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.case._lock.acquire()
-            self.case._conn.execute("BEGIN IMMEDIATE")
-            return self.case._conn
-
-        def __exit__(self, exc_type, exc, tb) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self.case._conn.execute("ROLLBACK" if exc_type else "COMMIT")
-            finally:
-                self.case._lock.release()
-
-    def _transaction(self) -> Case._Transaction:
-        return Case._Transaction(self)
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
