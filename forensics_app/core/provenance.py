@@ -17,13 +17,14 @@ import io
 import json
 import re
 import ssl
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
 from PIL import ExifTags, Image
 
-_MAX_TEXT_CHARS = 20_000  # per stored value: ComfyUI workflows can be megabytes of JSON
+_MAX_TEXT_CHARS = 20_000  # per stored value (hints are taken from the whole): ComfyUI workflows can be huge
 _MAX_XMP_BYTES = 4 * 2**20
 
 CLAIMS_DISCLAIMER = ("Metadata and Content Credentials are CLAIMS written by software: they can be removed or "
@@ -122,21 +123,28 @@ def read_provenance(data: bytes, fmt: str, image: Image.Image | None = None, *,
     xmp = _tolerant("XMP", problems, {}, _read_xmp, image, data)
     c2pa_claims = read_c2pa(data, fmt, trust_anchors_pem)
     source_types = _source_types(xmp, c2pa_claims)
-    return Provenance(exif=exif, xmp=xmp, png_text=png_text, comments=tuple(comments), c2pa=c2pa_claims,
+    return Provenance(exif=_capped(exif), xmp=_capped(xmp), png_text=_capped(png_text),
+                      comments=tuple(_shorten(c, _MAX_TEXT_CHARS) for c in comments), c2pa=c2pa_claims,
                       declarations=tuple(_declarations(source_types)),
                       declares_ai=any(describe_source_type(value)[1] for _, value in source_types),
-                      generator_hints=tuple(_generator_hints(exif, xmp, png_text, comments, c2pa_claims)),
+                      generator_hints=tuple(_tolerant("generator hints", problems, [], _generator_hints, exif,
+                                                      xmp, png_text, comments, c2pa_claims)),
                       problems=tuple(problems))
 
 
 def _tolerant(what: str, problems: list[str], default, reader, *args):
     # Metadata parsers face hostile input, and Pillow's raise many exception types; a damaged block must
-    # not stop the pixel analysis, so any failure becomes a problem line instead.
-    try:
-        return reader(*args)
-    except Exception as exc:
-        problems.append(f"{what} ({_describe_error(exc)})")
-        return default
+    # not stop the pixel analysis, so any failure (or warning, such as "Corrupt EXIF data") becomes a
+    # problem line instead.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = reader(*args)
+        except Exception as exc:
+            problems.append(f"{what} ({_describe_error(exc)})")
+            result = default
+    problems.extend(f"{what} (warning: {warning.message})" for warning in caught)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------- EXIF
@@ -159,14 +167,14 @@ def _read_exif(image: Image.Image) -> dict[str, str]:
             name = names.get(tag, f"Tag{tag:#06x}")
             if names is ExifTags.GPSTAGS and not name.startswith("GPS"):
                 name = "GPS" + name
-            if tag == _MAKER_NOTE and names is ExifTags.TAGS:
+            if tag == _MAKER_NOTE and names is ExifTags.TAGS and isinstance(value, bytes):
                 text = f"<{len(value)} bytes, camera-maker specific>"
             elif tag == _USER_COMMENT and names is ExifTags.TAGS:
                 text = _decode_user_comment(value)
             else:
                 text = _as_text(value)
             if text:
-                tags[name] = _shorten(text, _MAX_TEXT_CHARS)
+                tags[name] = text
     return tags
 
 
@@ -227,11 +235,11 @@ def _read_xmp(image: Image.Image | None, data: bytes) -> dict[str, str]:
     for description in root.iter(f"{{{_RDF}}}Description"):
         for attr, value in description.attrib.items():
             if not attr.startswith(f"{{{_RDF}}}"):
-                props[key(attr)] = _shorten(value, _MAX_TEXT_CHARS)
+                props[key(attr)] = value
         for child in description:
             value = _xmp_value(child)
             if value:
-                props[key(child.tag)] = _shorten(value, _MAX_TEXT_CHARS)
+                props[key(child.tag)] = value
     return props
 
 
@@ -262,8 +270,7 @@ def _xmp_value(element: ET.Element) -> str:
 def _read_png_text(image: Image.Image) -> dict[str, str]:
     if image.format != "PNG":
         return {}
-    return {str(k): _shorten(str(v), _MAX_TEXT_CHARS) for k, v in image.text.items()
-            if k != "XML:com.adobe.xmp"}
+    return {str(k): str(v) for k, v in image.text.items() if k != "XML:com.adobe.xmp"}
 
 
 def _read_comments(image: Image.Image) -> list[str]:
@@ -272,7 +279,7 @@ def _read_comments(image: Image.Image) -> list[str]:
     else:
         raw = [image.info["comment"]] if image.info.get("comment") else []
     texts = [c.decode("utf-8", errors="replace") if isinstance(c, bytes) else str(c) for c in raw]
-    return [_shorten(t.strip("\x00 "), _MAX_TEXT_CHARS) for t in texts if t.strip("\x00 ")]
+    return [t.strip("\x00 ") for t in texts if t.strip("\x00 ")]
 
 
 # ---------------------------------------------------------------------------------------------- C2PA
@@ -489,25 +496,31 @@ def _comfyui_models(text: str | None) -> list[str] | None:
         return None
     try:
         graph = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    if isinstance(graph, dict) and isinstance(graph.get("nodes"), list):  # "workflow": the editor's graph
-        nodes = graph["nodes"]
-        values = [v for n in nodes if isinstance(n, dict) for v in n.get("widgets_values") or []
-                  if isinstance(v, str)]
-    elif isinstance(graph, dict) and any(isinstance(n, dict) and "class_type" in n for n in graph.values()):
-        nodes = [n for n in graph.values() if isinstance(n, dict)]  # "prompt": the executed graph
-        values = [v for n in nodes for k, v in (n.get("inputs") or {}).items()
-                  if isinstance(v, str) and k.endswith("_name")]
+    if not isinstance(graph, dict):
+        return None
+    if isinstance(graph.get("nodes"), list):  # "workflow": the editor's graph
+        nodes = [n for n in graph["nodes"] if isinstance(n, dict)]
+        values = [v for n in nodes if isinstance(n.get("widgets_values"), list) for v in n["widgets_values"]]
+    elif any(isinstance(n, dict) and "class_type" in n for n in graph.values()):  # "prompt": the executed graph
+        nodes = [n for n in graph.values() if isinstance(n, dict) and isinstance(n.get("inputs"), dict)]
+        values = [v for n in nodes for k, v in n["inputs"].items() if k.endswith("_name")]
     else:
         return None
-    models = [v for v in values if v.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth", ".gguf", ".bin"))]
+    models = [v for v in values if isinstance(v, str)
+              and v.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth", ".gguf", ".bin"))]
     return list(dict.fromkeys(models))
 
 
 def _describe_error(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _capped(values: dict[str, str]) -> dict[str, str]:
+    """Values as stored in Provenance: long ones shortened (they were interpreted in full)."""
+    return {key: _shorten(value, _MAX_TEXT_CHARS) for key, value in values.items()}
 
 
 def _shorten(text: str, limit: int) -> str:
