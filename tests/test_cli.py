@@ -32,7 +32,7 @@ def test_analyze_folder_with_a_bad_file(installed_zoo, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["schema"] == "forensics-app/findings/1"
     good, bad = sorted(doc["images"], key=lambda d: "error" in d)
-    assert set(bad) == {"path", "error"} and "not a readable image" in bad["error"]
+    assert set(bad) == {"path", "error"} and "broken.png is truncated" in bad["error"]
     assert len(good["sha256"]) == 64
     assert good["verdict"]["label"] in {"attributed", "not_attributed", "inconclusive"}
     cand = good["candidates"][0]
