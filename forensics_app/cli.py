@@ -159,11 +159,14 @@ def cmd_analyze(args) -> int:
     info = engine.run_info()
     _print(f"\n{len(batch.results) - len(batch.failures)} analysed, {len(batch.failures)} failed; "
            f"provider {', '.join(info['providers'])}; false-attribution rate {args.alpha:g}")
-    if args.json:
-        from forensics_app.core.report_json import batch_to_json
+    if args.json or args.pdf:
+        from forensics_app.core.report import ReportInput, calibrations_in_use
 
-        Path(args.json).write_text(json.dumps(batch_to_json(batch, info), indent=2), encoding="utf-8")
-        _print(f"findings written to {args.json}")
+        findings = [r for r in batch.results if not isinstance(r, FailedImage)]
+        case_meta = {k: v for k, v in (("case_name", args.case_name), ("examiner", args.examiner)) if v}
+        report = ReportInput(case_meta, findings, batch.failures, info, calibrations_in_use(engine),
+                             cancelled=batch.cancelled)
+        _write_report(report, args.pdf, args.json)
     return EXIT_SOME_FAILED if batch.failures else EXIT_OK
 
 
@@ -178,6 +181,13 @@ def _save_maps(result, folder: Path) -> None:
         stem = f"{result.path.stem}.{result.sha256[:8]}.{model}.{method}.{name}"
         np.save(folder / f"{stem}.npy", array)
         Image.fromarray(colourise(array)).save(folder / f"{stem}.png")
+
+
+# -- gui ---------------------------------------------------------------------------------------
+def cmd_gui(args) -> int:
+    from forensics_app.gui.app import run
+
+    return run([Path(p) for p in getattr(args, "paths", [])], Path(args.home) if args.home else None)
 
 
 # -- case ------------------------------------------------------------------------------------
@@ -231,11 +241,62 @@ def cmd_case_note(args) -> int:
     return EXIT_OK
 
 
-# -- gui ---------------------------------------------------------------------------------------
-def cmd_gui(args) -> int:
-    from forensics_app.gui.app import run
+# -- report ----------------------------------------------------------------------------------
+def _write_report(report, pdf: str | None, json_out: str | None) -> None:
+    from forensics_app.core.report import write_pdf
 
-    return run([Path(p) for p in getattr(args, "paths", [])], Path(args.home) if args.home else None)
+    if json_out:
+        Path(json_out).write_text(json.dumps(report.document(), indent=2), encoding="utf-8")
+        _print(f"findings written to {json_out}")
+    if pdf:
+        written = write_pdf(report, Path(pdf))
+        _print(f"report {written['report_id']} ({written['pages']} pages) written to {pdf}")
+
+
+def cmd_report_make(args) -> int:
+    from forensics_app.core.report import ReportInput, report_input_from_case
+    from forensics_app.core.report_json import read_findings_document
+
+    source = Path(args.source)
+    if not (args.pdf or args.json):
+        raise ForensicsError("Say what to write: --pdf OUT.pdf and/or --json OUT.json.")
+    overrides = {k: v for k, v in (("case_name", args.case_name), ("examiner", args.examiner)) if v}
+    try:
+        is_case = source.open("rb").read(16) == b"SQLite format 3\x00"
+    except OSError as exc:
+        raise ForensicsError(f"Cannot read {source}: {exc.strerror}.") from None
+    if is_case:
+        from forensics_app.core.case import Case
+
+        with Case.open(source) as case:
+            _warn_integrity(case)
+            report = report_input_from_case(case, _zoo(args))
+        report.case_meta.update(overrides)
+    else:
+        report = ReportInput.from_document(read_findings_document(source), overrides)
+    _write_report(report, args.pdf, args.json)
+    return EXIT_OK
+
+
+def cmd_report_verify(args) -> int:
+    from forensics_app.core.report.verify import verify_document
+    from forensics_app.core.report_json import read_findings_document
+
+    doc = read_findings_document(Path(args.findings))
+    _print(f"verifying report {doc.get('report_id', '(no id)')}: re-hashing evidence and models, re-running "
+           f"{len(doc['images'])} analyses with the recorded settings ...")
+    result = verify_document(doc, _zoo(args), rel_tol=args.tolerance)
+    for note in result.notes:
+        _print(f"note: {note}")
+    for difference in result.differences:
+        _print(f"DIFFERS: {difference.line()}")
+    checked = ", ".join(f"{n} {what}" for what, n in result.checked.items())
+    if result.identical:
+        tolerance = "exactly" if args.tolerance == 0 else f"within relative tolerance {args.tolerance:g}"
+        _print(f"IDENTICAL: checked {checked}; every hash and number matches {tolerance}.")
+        return EXIT_OK
+    _print(f"{len(result.differences)} difference(s) found (checked {checked}).")
+    return EXIT_SOME_FAILED
 
 
 # -- parser ------------------------------------------------------------------------------------
@@ -255,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", action="append", default=[], help="only this model id (repeatable)")
     a.add_argument("--method", action="append", default=[], help="methods, comma-separated (default: aedr)")
     a.add_argument("--json", help="write the findings as JSON to this file")
+    a.add_argument("--pdf", help="write the findings report (PDF) to this file")
+    a.add_argument("--case-name", help="case name printed on the report")
+    a.add_argument("--examiner", help="examiner printed on the report")
     a.add_argument("--maps", help="write the per-pixel maps (.npy and colourised .png) to this folder")
     a.add_argument("--alpha", type=float, default=0.01, help="false-attribution rate (default 0.01)")
     a.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
@@ -277,6 +341,22 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("sha256", help="the evidence SHA-256 or a unique prefix of it")
     co.add_argument("text")
     co.set_defaults(func=cmd_case_note)
+
+    rp = sub.add_parser("report", help="findings reports: make (PDF/JSON) and verify").add_subparsers(
+        dest="report_command", required=True)
+    rm = rp.add_parser("make", help="write the report of a case file or of a findings JSON")
+    rm.add_argument("source", help="case file, or findings JSON written by 'analyze --json'")
+    rm.add_argument("--pdf", help="write the PDF report here")
+    rm.add_argument("--json", help="write the findings JSON here")
+    rm.add_argument("--case-name", help="case name (overrides the recorded one)")
+    rm.add_argument("--examiner", help="examiner (overrides the recorded one)")
+    rm.set_defaults(func=cmd_report_make)
+    rv = rp.add_parser("verify", help="re-hash evidence and models, re-run the analyses, list every difference "
+                                      "(exit 3 when anything differs)")
+    rv.add_argument("findings", help="findings JSON")
+    rv.add_argument("--tolerance", type=float, default=0.0,
+                    help="relative tolerance for numbers (default 0: exact; CPU runs are bit-identical)")
+    rv.set_defaults(func=cmd_report_verify)
 
     z = sub.add_parser("zoo", help="manage the model zoo").add_subparsers(dest="zoo_command", required=True)
     z.add_parser("list", help="known and installed models").set_defaults(func=cmd_zoo_list)

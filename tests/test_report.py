@@ -1,0 +1,201 @@
+"""The findings report: PDF content and rendering, JSON round trip, verification, CLI glue."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+
+from forensics_app.cli import EXIT_OK, EXIT_SOME_FAILED, main
+from forensics_app.core.calibration import Calibration, save_calibrations
+from forensics_app.core.colormaps import colourise, map_display_range
+from forensics_app.core.findings import FailedImage
+from forensics_app.core.methods import get_method
+from forensics_app.core.pipeline import AnalysisSettings, Engine, analyse_paths
+from forensics_app.core.report import ReportInput, calibrations_in_use, write_pdf
+from forensics_app.core.report.figures import heatmap_image
+from forensics_app.core.report.pdf import VERDICT_TITLES
+from forensics_app.core.report.verify import verify_document
+from forensics_app.core.zoo.store import Zoo
+
+from conftest import real_crop, save_png
+
+METHODS = ("aedr", "reconstruction")
+
+
+@pytest.fixture(scope="module")
+def report_zoo(installed_zoo, tmp_path_factory):
+    """A copy of the session zoo with a small synthetic calibration, so readings get p-values and the
+    shared zoo stays untouched."""
+    home = tmp_path_factory.mktemp("report-home")
+    shutil.copytree(installed_zoo.home / "zoo", home / "zoo")
+    zoo = Zoo(home)
+    rng = np.random.default_rng(0)
+    calibrations = []
+    for name, own, real in (("aedr", 1.2, 4.0), ("reconstruction", 1e-4, 3e-3)):
+        method = get_method(name)
+        calibrations.append(Calibration(
+            "taef2", name, method.version, dict(method.parameters), own * np.exp(rng.normal(0, 0.2, 60)),
+            real * np.exp(rng.normal(0, 0.5, 99)), {"real": {"samples": 99}, "plan": {"seed": 0}}))
+    save_calibrations(zoo.installed("taef2").calibration_folder() / "calibration.json", calibrations)
+    return zoo
+
+
+@pytest.fixture(scope="module")
+def evidence(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("evidence")
+    paths = [save_png(real_crop("baboon.png", side=64), folder / "baboon.png"),
+             save_png(real_crop("lenna.png", side=64, y=100, x=100), folder / "lenna.png")]
+    Image.fromarray(real_crop("barbara.png", side=64)).save(folder / "barbara.jpg", quality=80)
+    return [*paths, folder / "barbara.jpg"]
+
+
+@pytest.fixture(scope="module")
+def engine(report_zoo):
+    return Engine(report_zoo, AnalysisSettings(methods=METHODS, models=("taef2",)))
+
+
+@pytest.fixture(scope="module")
+def report(engine, evidence, tmp_path_factory):
+    missing = tmp_path_factory.mktemp("gone") / "missing.png"
+    batch = analyse_paths(engine, [*evidence, missing])
+    findings = [r for r in batch.results if not isinstance(r, FailedImage)]
+    return ReportInput({"case_name": "Test case", "examiner": "A. Examiner"}, findings, batch.failures,
+                       engine.run_info(), calibrations_in_use(engine))
+
+
+@pytest.fixture(scope="module")
+def pdf(report, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pdf") / "report.pdf"
+    return out, write_pdf(report, out)
+
+
+def page_texts(path) -> list[str]:
+    return [page.extract_text() for page in PdfReader(path).pages]
+
+
+def test_pdf_text_holds_every_hash_verdict_and_failure(report, pdf):
+    path, written = pdf
+    text = "\n".join(page_texts(path))
+    assert len(report.findings) == 3 and len(report.failures) == 1
+    for f in report.findings:
+        assert f.sha256 in text  # the full hash on one line: searchable
+        assert VERDICT_TITLES[f.verdict.label] in text
+    assert "missing.png" in text
+    for section in ("Summary of findings", "Heat maps", "Calibration: where this image's score lies",
+                    "Methods and limitations", "Decision rule", "Known failure modes",
+                    "Measured error rates of the calibrations used", "Appendix: reproducibility"):
+        assert section in text
+    for model in report.run_info["models"]:
+        assert model["onnx"]["encoder.onnx"]["sha256"] in text
+
+
+def test_every_page_has_report_id_and_page_x_of_y(pdf):
+    path, written = pdf
+    texts = page_texts(path)
+    assert written["pages"] == len(texts) > 5
+    for number, text in enumerate(texts, 1):
+        assert f"Report ID {written['report_id']}" in text
+        assert f"page {number} of {len(texts)}" in text
+
+
+def test_fonts_are_embedded(pdf):
+    path, _ = pdf
+    for page in PdfReader(path).pages[:3]:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            descendant = font["/DescendantFonts"][0].get_object() if "/DescendantFonts" in font else font
+            assert "/FontFile2" in descendant["/FontDescriptor"].get_object(), font["/BaseFont"]
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) is not installed")
+def test_pages_render_with_pdftoppm(pdf, tmp_path):
+    path, written = pdf
+    done = subprocess.run(["pdftoppm", "-png", "-r", "20", str(path), str(tmp_path / "page")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    assert len(list(tmp_path.glob("page*.png"))) == written["pages"]
+
+
+def test_heat_map_uses_the_shared_colour_map_and_shrinks_for_print():
+    values = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    image, value_range = heatmap_image(values, max_side=400)
+    assert np.array_equal(np.asarray(image), colourise(values))
+    big_values = np.tile(values, (20, 20))
+    big, big_range = heatmap_image(big_values, max_side=400)
+    assert big.size == (400, 400) and big_range == map_display_range(big_values)  # range of the full map
+
+
+def test_json_round_trip_keeps_the_report_id_and_edits_change_it(report):
+    doc = json.loads(json.dumps(report.document()))
+    again = ReportInput.from_document(doc).document()
+    assert again["report_id"] == doc["report_id"]
+    assert again["images"][0]["candidates"] == doc["images"][0]["candidates"]
+    doc["images"][0]["candidates"][0]["score"] *= 0.5
+    assert ReportInput.from_document(doc).document()["report_id"] != doc["report_id"]
+
+
+def test_report_from_json_says_that_maps_are_not_stored(report, tmp_path):
+    doc = json.loads(json.dumps(report.document()))
+    out = tmp_path / "from-json.pdf"
+    write_pdf(ReportInput.from_document(doc), out)
+    text = "\n".join(page_texts(out))
+    assert "No per-pixel maps are stored" in text and report.findings[0].sha256 in text
+
+
+def test_engine_is_bit_identical_on_cpu(engine, evidence):
+    first, second = engine.analyse_file(evidence[0]), engine.analyse_file(evidence[0])
+    assert [c.score.hex() for c in first.candidates] == [c.score.hex() for c in second.candidates]
+    assert all(np.array_equal(first.maps[k], second.maps[k]) for k in first.maps)
+
+
+def test_verify_passes_untouched_and_reports_a_changed_evidence_file(report_zoo, engine, tmp_path):
+    paths = [save_png(real_crop("bridge.png", side=64), tmp_path / "bridge.png"),
+             save_png(real_crop("baboon.png", side=64, y=64), tmp_path / "baboon.png")]
+    batch = analyse_paths(engine, paths)
+    doc = ReportInput({"case_name": "v"}, batch.results, [], engine.run_info(), calibrations_in_use(engine)).document()
+    findings_json = tmp_path / "findings.json"
+    findings_json.write_text(json.dumps(doc), encoding="utf-8")
+    home = str(report_zoo.home)
+    assert main(["--home", home, "report", "verify", str(findings_json)]) == EXIT_OK
+
+    rgb = np.asarray(Image.open(paths[1])).copy()
+    rgb[0, 0] ^= 1  # one bit of one pixel
+    Image.fromarray(rgb).save(paths[1])
+    result = verify_document(doc, report_zoo)
+    assert not result.identical
+    lines = [d.line() for d in result.differences]
+    assert any("evidence SHA-256" in line and "baboon.png" in line for line in lines)
+    assert not any("bridge.png" in line for line in lines)
+    assert main(["--home", home, "report", "verify", str(findings_json)]) == EXIT_SOME_FAILED
+
+
+def test_verify_reports_an_edited_findings_file(report_zoo, report):
+    doc = json.loads(json.dumps(report.document()))
+    doc["images"] = doc["images"][:1]
+    doc["images"][0]["candidates"][0]["score"] += 1.0
+    whats = {d.what.split(" (")[0] for d in verify_document(doc, report_zoo).differences}
+    assert "content SHA-256" in whats and "taef2/aedr score" in whats
+
+
+def test_report_make_from_a_case_file_has_maps_and_notes(report_zoo, engine, evidence, tmp_path, capsys):
+    from forensics_app.core.case import Case, analyse_into_case
+
+    case_path = tmp_path / "case.sqlite"
+    with Case.create(case_path, "Case Alpha", "C. Examiner") as case:
+        analyse_into_case(engine, case, evidence[:1])
+        case.add_note(case.findings(with_maps=False)[0].sha256, "Received by email on 2026-11-20.")
+    pdf_out, json_out = tmp_path / "case.pdf", tmp_path / "case.json"
+    assert main(["--home", str(report_zoo.home), "report", "make", str(case_path), "--pdf", str(pdf_out),
+                 "--json", str(json_out)]) == EXIT_OK
+    text = "\n".join(page_texts(pdf_out))
+    assert "Case Alpha" in text and "Received by email on 2026-11-20." in text
+    assert "Per-pixel evidence for the top candidate" in text  # maps came from the case file
+    doc = json.loads(json_out.read_text())
+    assert doc["case"]["case_name"] == "Case Alpha" and doc["calibrations"]
+    assert main(["--home", str(report_zoo.home), "report", "verify", str(json_out)]) == EXIT_OK
