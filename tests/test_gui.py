@@ -14,20 +14,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, QRectF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QDockWidget
 
-from conftest import REAL_TEST, real_crop, save_png
+from conftest import real_crop, save_png
 from forensics_app.core.calibrate import CalibrationPlan, own_output
 from forensics_app.core.calibration import Calibration, save_calibrations
+from forensics_app.core.colormaps import map_display_range
 from forensics_app.core.errors import EvidenceError
 from forensics_app.core.evidence import load_evidence
+from forensics_app.core.findings import ImageFindings, Verdict
 from forensics_app.core.methods import get_method
 from forensics_app.gui.app import configure_pyqtgraph
+from forensics_app.gui.display import display_step, prepare_display
 from forensics_app.gui.evidence_list import CANCELLED, DONE, QUEUED, REFUSED, RUNNING
+from forensics_app.gui.image_view import ImagePanel
 from forensics_app.gui.main_window import MainWindow
 from forensics_app.gui.preferences import Preferences
+from forensics_app.gui.worker import AnalysedImage
 
 WAIT_MS = 60_000  # shared CI machines can be slow; the waits end as soon as the condition holds
 
@@ -256,5 +261,23 @@ def test_cli_without_a_command_or_with_gui_opens_the_window(monkeypatch, tmp_pat
     assert calls == [([], None), ([Path("a.png"), Path("folder")], tmp_path)]
 
 
-def test_real_test_photos_exist():
-    assert (REAL_TEST / "zebra.png").exists()
+def test_large_images_are_shown_downsampled_at_their_stored_pixel_coordinates(qtbot):
+    configure_pyqtgraph()
+    rgb8 = np.random.default_rng(0).integers(0, 256, (300, 5000, 3), dtype=np.uint8)
+    region = {"x": 4, "y": 6, "width": 4992, "height": 288}
+    key = ("taef2", "aedr", "first_reconstruction_error")
+    error_map = np.random.default_rng(1).random((288, 4992), dtype=np.float32)
+    findings = ImageFindings(Path("wide.png"), "0" * 64, {"file_name": "wide.png", "width": 5000, "height": 300,
+                                                          "format": "PNG"}, region,
+                             Verdict("inconclusive", None, "Inconclusive."), [], maps={key: error_map})
+    display = prepare_display(rgb8, {"taef2": np.zeros((288, 4992, 3), np.float32)})
+    assert display.step == display_step(300, 5000) == 3
+    panel = ImagePanel()
+    qtbot.addWidget(panel)
+    panel.show_result(AnalysedImage(findings, display, {}, {"taef2": "units"}))
+    assert panel.image_item.image.shape == (100, 1667, 3)
+    placed = lambda item: item.mapRectToParent(item.boundingRect())  # noqa: E731
+    assert placed(panel.image_item) == QRectF(0, 0, 5000, 300)
+    assert placed(panel.overlay_item) == QRectF(4, 6, 4992, 288)
+    np.testing.assert_array_equal(panel.overlay_item.image, error_map[::3, ::3])
+    assert panel.colour_bar.levels() == pytest.approx(map_display_range(error_map))

@@ -11,7 +11,7 @@ RESOURCES = Path(__file__).resolve().parents[2] / "resources"  # source checkout
 def configure_pyqtgraph() -> None:
     import pyqtgraph as pg
 
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)  # numpy (H, W) arrays, as the engine makes
+    pg.setConfigOptions(imageAxisOrder="row-major")  # numpy (H, W) arrays, as the engine makes them
 
 
 def run(paths: list[Path], home: Path | None = None) -> int:

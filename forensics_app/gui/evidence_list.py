@@ -6,11 +6,13 @@ Thumbnails are decoded in a background pool (one thread: analysis gets the cores
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QImageReader, QPixmap
+from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionProgressBar
 
 from forensics_app.core.evidence import IMAGE_EXTENSIONS
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED
@@ -18,6 +20,7 @@ from forensics_app.gui.worker import AnalysedImage
 
 QUEUED, RUNNING, DONE, REFUSED, CANCELLED = "queued", "running", "done", "refused", "cancelled"
 THUMBNAIL_SIDE = 48
+PROGRESS_ROLE = Qt.UserRole + 1  # fraction done while running, else None
 
 # verdict badge colours: attributed stands out, a refusal reads as a problem, the rest stay calm
 BADGE_COLOURS = {ATTRIBUTED: "#f5a524", NOT_ATTRIBUTED: "#5b8def", INCONCLUSIVE: "#9aa0a6", REFUSED: "#e5484d",
@@ -71,6 +74,7 @@ class EvidenceListModel(QAbstractTableModel):
         super().__init__(parent)
         self.items: list[EvidenceItem] = []
         self._rows: dict[int, int] = {}  # item id -> row
+        self._counts: Counter = Counter()  # status -> items; kept current so the status bar costs O(1)
         self._next_id = 0
 
     def add(self, paths: list[Path]) -> list[EvidenceItem]:
@@ -84,12 +88,13 @@ class EvidenceListModel(QAbstractTableModel):
             for offset, item in enumerate(new):
                 self._rows[item.item_id] = first + offset
             self.items.extend(new)
+            self._counts[QUEUED] += len(new)
             self.endInsertRows()
         return new
 
     def clear(self) -> None:
         self.beginResetModel()
-        self.items, self._rows = [], {}
+        self.items, self._rows, self._counts = [], {}, Counter()
         self.endResetModel()
 
     def item(self, item_id: int) -> EvidenceItem | None:
@@ -101,12 +106,25 @@ class EvidenceListModel(QAbstractTableModel):
         row = self._rows.get(item_id)
         if row is None:
             return
+        item = self.items[row]
+        if "status" in changes:
+            self._counts[item.status] -= 1
+            self._counts[changes["status"]] += 1
         for name, value in changes.items():
-            setattr(self.items[row], name, value)
+            setattr(item, name, value)
         self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
 
+    def cancel_queued(self) -> None:
+        """Every queued item becomes cancelled in one view update (500 rows, one repaint)."""
+        for item in self.items:
+            if item.status == QUEUED:
+                item.status = CANCELLED
+        self._counts[CANCELLED] += self._counts.pop(QUEUED, 0)
+        if self.items:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.items) - 1, self.columnCount() - 1))
+
     def count(self, status: str) -> int:
-        return sum(item.status == status for item in self.items)
+        return self._counts[status]
 
     # -- Qt model interface ------------------------------------------------------------------------
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -129,6 +147,8 @@ class EvidenceListModel(QAbstractTableModel):
             return item.path.name if column == self.FILE else item.status_text()
         if role == Qt.ToolTipRole:
             return str(item.path) if column == self.FILE else item.status_text()
+        if role == PROGRESS_ROLE and column == self.STATUS and item.status == RUNNING:
+            return item.fraction
         if role == Qt.DecorationRole and column == self.FILE:
             return item.thumbnail
         if role == Qt.BackgroundRole and column == self.STATUS and item.badge_colour():
@@ -136,6 +156,24 @@ class EvidenceListModel(QAbstractTableModel):
         if role == Qt.ForegroundRole and column == self.STATUS and item.badge_colour():
             return QBrush(QColor("#111111"))
         return None
+
+
+class StatusDelegate(QStyledItemDelegate):
+    """Draws a progress bar in the status cell of running items."""
+
+    def paint(self, painter, option, index) -> None:
+        fraction = index.data(PROGRESS_ROLE)
+        if fraction is None:
+            super().paint(painter, option, index)
+            return
+        bar = QStyleOptionProgressBar()
+        bar.rect = option.rect.adjusted(2, 6, -2, -6)
+        bar.state = option.state | QStyle.State_Horizontal
+        bar.minimum, bar.maximum, bar.progress = 0, 1000, round(fraction * 1000)
+        bar.text = index.data(Qt.DisplayRole)
+        bar.textVisible = True
+        bar.textAlignment = Qt.AlignLeft | Qt.AlignVCenter
+        QApplication.style().drawControl(QStyle.CE_ProgressBar, bar, painter)
 
 
 class _ThumbnailJob(QRunnable):

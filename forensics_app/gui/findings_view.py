@@ -38,6 +38,9 @@ class FindingsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setWordWrap(True)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Interactive)
+        self.table.setColumnWidth(0, 150)  # long generator names wrap instead of pushing the numbers away
         header_tips = ("Candidate generator (its autoencoder)", "Attribution method",
                        "Method score: LOW = consistent with the generator",
                        "P(score at least this high | the generator's own outputs)",
@@ -51,13 +54,15 @@ class FindingsPanel(QWidget):
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.clear("No image selected.")
 
-    def clear(self, message: str) -> None:
+    def clear(self, message: str, problem: bool = False) -> None:
         self.verdict.setText(message)
+        self.verdict.setStyleSheet("color: #c5221f;" if problem else "")
         self.reasons.setText("")
         self.table.setRowCount(0)
 
     def show_findings(self, findings: ImageFindings) -> None:
         self.verdict.setText(findings.verdict.text)
+        self.verdict.setStyleSheet("")
         self.reasons.setText("\n".join(f"- {reason}" for reason in findings.verdict.reasons))
         self.table.setRowCount(len(findings.candidates))
         for row, c in enumerate(findings.candidates):
@@ -71,6 +76,7 @@ class FindingsPanel(QWidget):
                 if column in (2, 3, 4):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(row, column, item)
+        self.table.resizeRowsToContents()
         if findings.candidates:
             self.table.selectRow(0)
 

@@ -33,11 +33,13 @@ class ScoreHistogram(QWidget):
         self.real_curve = self.plot.plot([0, 1], [0], stepMode="center", fillLevel=0, name="real photos",
                                          pen=pg.mkPen(REAL_COLOUR, width=2), brush=pg.mkBrush(REAL_COLOUR + "60"))
         # pyqtgraph's log mode transforms curves, not lines: line positions are log10 values
-        self.score_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(SCORE_COLOUR, width=2),
-                                          label="this image", labelOpts={"position": 0.92, "color": SCORE_COLOUR})
+        # labels sit to the right of their line, below the legend, on a dark backing so bars never hide them
+        label_style = {"anchors": [(0, 0.5), (0, 0.5)], "fill": (32, 33, 36, 210)}
+        self.score_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(SCORE_COLOUR, width=2), label="this image",
+                                          labelOpts={"position": 0.62, "color": SCORE_COLOUR, **label_style})
         self.threshold_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(THRESHOLD_COLOUR, width=1, dash=[4, 4]),
-                                              label="threshold", labelOpts={"position": 0.75,
-                                                                            "color": THRESHOLD_COLOUR})
+                                              label="threshold", labelOpts={"position": 0.45, "color": THRESHOLD_COLOUR,
+                                                                            **label_style})
         self.plot.addItem(self.score_line)
         self.plot.addItem(self.threshold_line)
         top = QHBoxLayout()
@@ -105,7 +107,7 @@ class ScoreHistogram(QWidget):
         if threshold is not None and threshold > 0:
             self.threshold_line.setValue(math.log10(threshold))
             alpha = (candidate.calibration or {}).get("alpha")
-            self.threshold_line.label.setFormat(f"threshold (false-attribution rate {alpha:g})")
+            self.threshold_line.label.setFormat(f"threshold at rate {alpha:g}")
         self.note.setText(f"{len(calibration.own_scores)} own outputs vs {len(calibration.real_scores)} real photos; "
                           f"score {candidate.score:.4g}, p_own {candidate.p_value:.3g}, p_real {candidate.p_real:.3g}"
                           + ("" if candidate.score > 0 else " (score <= 0 shown at the left edge)"))

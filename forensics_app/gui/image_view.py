@@ -80,6 +80,7 @@ class ImagePanel(QWidget):
         self.map_choice.currentIndexChanged.connect(self._show_map)
         self.opacity.valueChanged.connect(lambda v: self.overlay_item.setOpacity(v / 100))
         self.side_by_side.toggled.connect(self._arrange)
+        self.side_by_side.toggled.connect(self.fit)
         fit.clicked.connect(self.fit)
         self.overlay_item.setOpacity(DEFAULT_OPACITY)
 
@@ -150,4 +151,5 @@ class ImagePanel(QWidget):
             self.reconstruction_item.setRect(rect)
 
     def fit(self) -> None:
+        self.canvas.ci.layout.activate()  # views just added or removed need their final size first
         self.views[0].autoRange(padding=0.01)

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QFileDialog, QHead
 from forensics_app import __version__
 from forensics_app.core.zoo.store import Zoo
 from forensics_app.gui.evidence_list import CANCELLED, DONE, QUEUED, REFUSED, RUNNING, THUMBNAIL_SIDE, \
-    EvidenceListModel, ThumbnailLoader, expand_paths
+    EvidenceListModel, StatusDelegate, ThumbnailLoader, expand_paths
 from forensics_app.gui.findings_view import FindingsPanel
 from forensics_app.gui.histogram import ScoreHistogram
 from forensics_app.gui.image_view import ImagePanel
@@ -57,8 +57,10 @@ class MainWindow(QMainWindow):
         docks = [self._dock("Evidence", self.evidence_view, Qt.LeftDockWidgetArea),
                  self._dock("Findings", findings_split, Qt.RightDockWidgetArea),
                  self._dock("Provenance and log", bottom_tabs, Qt.BottomDockWidgetArea)]
-        self.resizeDocks(docks[:2], [340, 540], Qt.Horizontal)
-        self.resizeDocks(docks[2:], [200], Qt.Vertical)
+        self.evidence_view.setMinimumWidth(320)
+        findings_split.setMinimumWidth(560)
+        findings_split.setSizes([280, 360])
+        self.resizeDocks(docks[2:], [150], Qt.Vertical)
 
         self.overall = QProgressBar(maximumWidth=220, textVisible=True)
         self.counts = QLabel()
@@ -79,6 +81,7 @@ class MainWindow(QMainWindow):
     def _evidence_view(self) -> QTableView:
         view = QTableView()
         view.setModel(self.evidence)
+        view.setItemDelegateForColumn(EvidenceListModel.STATUS, StatusDelegate(view))
         view.setSelectionBehavior(QAbstractItemView.SelectRows)
         view.setSelectionMode(QAbstractItemView.SingleSelection)
         view.setIconSize(QSize(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
@@ -86,7 +89,7 @@ class MainWindow(QMainWindow):
         view.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIDE + 4)
         view.horizontalHeader().setSectionResizeMode(0, QHeaderView.Interactive)
         view.horizontalHeader().setStretchLastSection(True)
-        view.setColumnWidth(0, 150)
+        view.setColumnWidth(0, 140)
         view.setWordWrap(False)
         return view
 
@@ -161,11 +164,17 @@ class MainWindow(QMainWindow):
 
     def cancel(self) -> None:
         if self.evidence.count(QUEUED) or self.evidence.count(RUNNING):
+            selected = self.evidence.item(self._selected_id()) if self._selected_id() is not None else None
+            was_queued = selected is not None and selected.status == QUEUED
             self.worker.cancel()
+            self.evidence.cancel_queued()
+            self._update_counts()
+            if was_queued:  # re-render only when the shown item changed state
+                self._show_selected()
             self.log("Cancelled: the running analysis stops, queued files are skipped; finished results stay.")
 
     def clear_list(self) -> None:
-        self.worker.cancel()
+        self.worker.cancel()  # skipped items need no status: the list is emptied
         self.evidence.clear()
         self._show_selected()
         self._update_counts()
@@ -223,12 +232,15 @@ class MainWindow(QMainWindow):
             self.histogram.show_result(result)
             self.provenance.show_metadata(result.findings.metadata)
             return
-        message = ("No image selected." if item is None else
-                   f"{item.path.name} was refused: {item.message}" if item.status == REFUSED else
-                   f"{item.path.name}: {item.status_text()}")
-        self.image_panel.clear(message if item else
-                               "Drop image files or folders anywhere on the window, or use File > Open")
-        self.findings_panel.clear(message)
+        if item is None:
+            self.image_panel.clear("Drop image files or folders anywhere on the window, or use File > Open")
+            self.findings_panel.clear("No image selected.")
+        elif item.status == REFUSED:
+            self.image_panel.clear(f"{item.path.name} was refused (the reason is under Findings)")
+            self.findings_panel.clear(f"Refused: {item.message}", problem=True)
+        else:
+            self.image_panel.clear(f"{item.path.name}: {item.status}")
+            self.findings_panel.clear(f"{item.path.name}: {item.status_text()}")
         self.histogram.clear()
         self.provenance.show_metadata({})
 

@@ -24,7 +24,7 @@ class ProvenancePanel(QWidget):
     def show_metadata(self, metadata: dict) -> None:
         self.tree.clear()
         if not metadata:
-            QTreeWidgetItem(self.tree, ["(no provenance information was read)", ""])
+            QTreeWidgetItem(self.tree, ["(no provenance information was read)"]).setFirstColumnSpanned(True)
         for key, value in metadata.items():
             self._add(self.tree.invisibleRootItem(), str(key), value)
         self.tree.expandToDepth(0)

@@ -45,8 +45,9 @@ class AnalysisWorker(QThread):
     item_progress = Signal(int, float, str)  # item id, fraction of this image, what runs now (model: method)
     item_done = Signal(int, object)  # AnalysedImage
     item_failed = Signal(int, str)  # plain-language reason (a ForensicsError message)
-    item_cancelled = Signal(int)
+    item_cancelled = Signal(int)  # the running item stopped; queued ones are skipped without a signal
     idle = Signal()  # the queue ran empty
+    engine_ready = Signal()  # models loaded (at start and after each settings change)
     log = Signal(str)
 
     def __init__(self, preferences: Preferences, parent=None):
@@ -81,6 +82,12 @@ class AnalysisWorker(QThread):
 
     # -- the worker thread -----------------------------------------------------------------------
     def run(self) -> None:
+        try:  # load the models before the first drop: the first image starts at once
+            self._current_engine()
+        except ForensicsError as exc:
+            self.log.emit(str(exc))
+        except Exception:  # a bug; each queued image will report it again
+            self.log.emit(traceback.format_exc())
         while True:
             job = self._queue.get()
             if job is None:
@@ -90,8 +97,7 @@ class AnalysisWorker(QThread):
                 self.idle.emit()
 
     def _analyse(self, item_id: int, path: Path, cancel: CancelToken) -> None:
-        if cancel.cancelled:
-            self.item_cancelled.emit(item_id)
+        if cancel.cancelled:  # queued before a cancel: the window has already marked it
             return
         self.item_started.emit(item_id)
         last_emit = [0.0]
@@ -128,6 +134,7 @@ class AnalysisWorker(QThread):
                 raise ForensicsError(f"No model is installed in {preferences.home}; "
                                      "install one with Models > Zoo manager.")
             self._engine, self._engine_generation = engine, generation
+            self.engine_ready.emit()
             self.log.emit(f"Models loaded: {', '.join(m.id for m in engine.models)} "
                           f"({', '.join(engine.run_info()['providers'])}); "
                           f"false-attribution rate {engine.settings.alpha:g}.")
@@ -148,5 +155,5 @@ def _map_units(engine: Engine) -> dict[str, str]:
     units = {}
     for model in engine.models:
         lo, hi = model.installed.manifest.pixel_range
-        units[model.id] = f"|difference|, mean over RGB (pixel scale {lo:g}..{hi:g})"
+        units[model.id] = f"mean |difference| (pixels {lo:g}..{hi:g})"
     return units
