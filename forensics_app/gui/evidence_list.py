@@ -170,7 +170,7 @@ class StatusDelegate(QStyledItemDelegate):
         bar.rect = option.rect.adjusted(2, 6, -2, -6)
         bar.state = option.state | QStyle.State_Horizontal
         bar.minimum, bar.maximum, bar.progress = 0, 1000, round(fraction * 1000)
-        bar.text = index.data(Qt.DisplayRole)
+        bar.text = option.fontMetrics.elidedText(index.data(Qt.DisplayRole), Qt.ElideRight, bar.rect.width() - 8)
         bar.textVisible = True
         bar.textAlignment = Qt.AlignLeft | Qt.AlignVCenter
         QApplication.style().drawControl(QStyle.CE_ProgressBar, bar, painter)

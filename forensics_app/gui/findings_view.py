@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, \
     QWidget
 
@@ -66,13 +67,17 @@ class FindingsPanel(QWidget):
         self.reasons.setText("\n".join(f"- {reason}" for reason in findings.verdict.reasons))
         self.table.setRowCount(len(findings.candidates))
         for row, c in enumerate(findings.candidates):
-            method = c.method + ("" if c.decisive else " (baseline)")
-            cells = (c.model_name, method, f"{c.score:.4g}", format_p(c.p_value), format_p(c.p_real), c.status)
+            cells = (c.model_name, c.method, f"{c.score:.4g}", format_p(c.p_value), format_p(c.p_real), c.status)
             tips = (c.model, c.method_title + ("" if c.decisive else ": a baseline shown for comparison, never votes"),
                     "", "", "", f"threshold {c.threshold:.4g}" if c.threshold is not None else "no calibration")
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(tips[column])
+                if not c.decisive:  # baselines are shown for comparison, greyed: they never vote
+                    item.setForeground(QColor("#80868b"))
+                    font = item.font()
+                    font.setItalic(True)
+                    item.setFont(font)
                 if column in (2, 3, 4):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(row, column, item)

@@ -79,7 +79,7 @@ class ScoreHistogram(QWidget):
         return 10 ** self.score_line.value() if self.score_line.isVisible() else None
 
     def _show_curves(self, visible: bool) -> None:
-        for item in (self.own_curve, self.real_curve, self.score_line, self.threshold_line):
+        for item in (self.own_curve, self.real_curve, self.score_line, self.threshold_line, self.legend):
             item.setVisible(visible)
 
     def _draw(self) -> None:
@@ -111,4 +111,13 @@ class ScoreHistogram(QWidget):
         self.note.setText(f"{len(calibration.own_scores)} own outputs vs {len(calibration.real_scores)} real photos; "
                           f"score {candidate.score:.4g}, p_own {candidate.p_value:.3g}, p_real {candidate.p_real:.3g}"
                           + ("" if candidate.score > 0 else " (score <= 0 shown at the left edge)"))
-        self.plot.enableAutoRange()
+        # the x range always includes the marker, even for a score far outside both distributions
+        low, high = math.log10(min(edges[0], marker)), math.log10(max(edges[-1], marker))
+        pad = 0.05 * (high - low)
+        self.plot.setXRange(low - pad, high + pad, padding=0)
+        self.plot.enableAutoRange(axis="y")
+        # labels go on the side of their line that has room
+        for line in (self.score_line, self.threshold_line):
+            right_half = line.value() > (low + high) / 2
+            line.label.anchors = [(1, 0.5), (1, 0.5)] if right_half else [(0, 0.5), (0, 0.5)]
+            line.label.updatePosition()

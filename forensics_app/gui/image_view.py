@@ -17,6 +17,7 @@ from forensics_app.gui.display import downsample
 from forensics_app.gui.worker import AnalysedImage
 
 DEFAULT_OPACITY = 0.6
+EMPTY_MESSAGE = "Drop image files or folders anywhere on the window, or use File > Open"
 
 
 def shared_colour_map() -> pg.ColorMap:
@@ -52,8 +53,7 @@ class ImagePanel(QWidget):
 
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("#202124")
-        self.title = pg.LabelItem("Drop image files or folders anywhere on the window, or use File > Open",
-                                  color="#e8eaed")
+        self.title = pg.LabelItem("", color="#e8eaed")
         self.views = [self._view() for _ in range(3)]  # evidence+overlay, R(x), map
         self.view_titles = [pg.LabelItem(text, color="#bdc1c6") for text in
                             ("Evidence", "Reconstruction R(x)", "Difference map")]
@@ -83,6 +83,7 @@ class ImagePanel(QWidget):
         self.side_by_side.toggled.connect(self.fit)
         fit.clicked.connect(self.fit)
         self.overlay_item.setOpacity(DEFAULT_OPACITY)
+        self.clear(EMPTY_MESSAGE)
 
     @staticmethod
     def _view() -> pg.ViewBox:
@@ -106,6 +107,7 @@ class ImagePanel(QWidget):
         self.map_choice.clear()
         for item in (self.image_item, self.overlay_item, self.reconstruction_item, self.difference_item):
             item.clear()
+        self.colour_bar.setVisible(False)  # no map, no legend
         self.title.setText(message)
 
     def show_result(self, result: AnalysedImage) -> None:
@@ -139,6 +141,7 @@ class ImagePanel(QWidget):
         for item in (self.overlay_item, self.difference_item):
             item.setImage(shown, autoLevels=False)
             item.setRect(rect)
+        self.colour_bar.setVisible(True)
         self.colour_bar.rounding = levels[1] / 500  # handle steps fine enough for these values
         self.colour_bar.setLevels(levels)
         self.colour_bar.setLabel("right", self.result.map_units.get(model, ""))

@@ -16,7 +16,7 @@ from forensics_app.gui.evidence_list import CANCELLED, DONE, QUEUED, REFUSED, RU
     EvidenceListModel, StatusDelegate, ThumbnailLoader, expand_paths
 from forensics_app.gui.findings_view import FindingsPanel
 from forensics_app.gui.histogram import ScoreHistogram
-from forensics_app.gui.image_view import ImagePanel
+from forensics_app.gui.image_view import EMPTY_MESSAGE, ImagePanel
 from forensics_app.gui.preferences import Preferences
 from forensics_app.gui.provenance_view import ProvenancePanel
 from forensics_app.gui.settings_dialog import SettingsDialog
@@ -233,7 +233,7 @@ class MainWindow(QMainWindow):
             self.provenance.show_metadata(result.findings.metadata)
             return
         if item is None:
-            self.image_panel.clear("Drop image files or folders anywhere on the window, or use File > Open")
+            self.image_panel.clear(EMPTY_MESSAGE)
             self.findings_panel.clear("No image selected.")
         elif item.status == REFUSED:
             self.image_panel.clear(f"{item.path.name} was refused (the reason is under Findings)")
