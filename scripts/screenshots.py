@@ -32,7 +32,7 @@ from forensics_app.gui.evidence_list import DONE, QUEUED, RUNNING  # noqa: E402
 from forensics_app.gui.main_window import MainWindow  # noqa: E402
 from forensics_app.gui.preferences import Preferences  # noqa: E402
 
-WINDOW_SIZE = (1360, 860)
+WINDOW_SIZE = (1600, 900)
 CROP = 256
 
 
