@@ -162,7 +162,7 @@ def test_cancel_mid_batch_stops_within_a_second_and_keeps_finished_results(qtbot
     drop(window, batch)
     qtbot.waitUntil(lambda: statuses(window)[:2] == [DONE, RUNNING], timeout=WAIT_MS)
     started = time.perf_counter()
-    window.cancel_action.trigger()
+    qtbot.keyClick(window.evidence_view, Qt.Key_Escape)  # the Cancel shortcut
     wait_finished(qtbot, window)
     assert time.perf_counter() - started < 1.0
     assert statuses(window) == [DONE, CANCELLED, CANCELLED, CANCELLED]
