@@ -199,3 +199,19 @@ def test_report_make_from_a_case_file_has_maps_and_notes(report_zoo, engine, evi
     doc = json.loads(json_out.read_text())
     assert doc["case"]["case_name"] == "Case Alpha" and doc["calibrations"]
     assert main(["--home", str(report_zoo.home), "report", "verify", str(json_out)]) == EXIT_OK
+
+
+def test_items_from_different_runs_keep_their_own_run(report, tmp_path):
+    other_run = json.loads(json.dumps(report.run_info))
+    other_run["settings"]["alpha"] = 0.05
+    second = report.findings[1]
+    mixed = ReportInput(report.case_meta, report.findings, [], report.run_info, report.calibrations,
+                        item_runs={(str(second.path), second.sha256): other_run})
+    doc = json.loads(json.dumps(mixed.document()))
+    assert len(doc["runs"]) == 2 and [i.get("run_index") for i in doc["images"]] == [None, 1, None]
+    back = ReportInput.from_document(doc)
+    assert back.run_for(back.findings[1])["settings"]["alpha"] == 0.05 and back.run_for(back.findings[0]) == doc["run"]
+    out = tmp_path / "runs.pdf"
+    write_pdf(mixed, out)
+    text = "\n".join(page_texts(out))
+    assert "Analysed in run 2 of 2 (α 0.05" in text and "(run 2 of 2)" in text

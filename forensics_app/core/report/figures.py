@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from reportlab.graphics.shapes import Drawing, Line, PolyLine, Polygon, Rect, String
+from reportlab.graphics.shapes import Image as DrawnImage
 from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
@@ -23,11 +24,12 @@ from forensics_app.core.evidence import sha256_of_file
 OWN_COLOUR = colors.Color(0.85, 0.37, 0.01)  # the model's own outputs
 REAL_COLOUR = colors.Color(0.13, 0.40, 0.67)  # real photos
 SCORE_COLOUR = colors.Color(0.80, 0.0, 0.0)
+_COLOUR_STRIP = Image.fromarray(inferno_lut(256)[None, :, :])  # the colour scale, one pixel per step
 
 
 def png_bytes(image: Image.Image) -> io.BytesIO:
     buffer = io.BytesIO()
-    image.save(buffer, "PNG", optimize=False, compress_level=6)
+    image.save(buffer, "PNG", compress_level=1)  # reportlab decodes it and compresses the pixels itself
     buffer.seek(0)
     return buffer
 
@@ -48,13 +50,9 @@ def heatmap_image(values: np.ndarray, max_side: int = 400) -> tuple[Image.Image,
 def colour_bar(value_range: tuple[float, float], width: float, height: float = 22, label: str = "",
                font: str = "Helvetica") -> Drawing:
     """Horizontal colour scale with its end values, drawn with the same lookup table as the maps."""
-    lut = inferno_lut(64)
     bar_h = 8
     d = Drawing(width, height, initialFontName=font)  # the renderer's default would be Helvetica
-    step = width / len(lut)
-    for i, (r, g, b) in enumerate(lut):
-        d.add(Rect(i * step, height - bar_h, step + 0.3, bar_h, strokeColor=None,
-                   fillColor=colors.Color(r / 255, g / 255, b / 255)))
+    d.add(DrawnImage(0, height - bar_h, width, bar_h, _COLOUR_STRIP))
     lo, hi = value_range
     y = height - bar_h - 9
     d.add(String(0, y, f"{lo:.3g}", fontName=font, fontSize=7))

@@ -179,7 +179,7 @@ class _Builder:
         if self.doc.get("cancelled"):
             warnings.append("The analysis was cancelled before every file was processed: this report covers only "
                             "the files finished.")
-        demos = [m["display_name"] for m in r.run_info.get("models", []) if m.get("demonstration")]
+        demos = [m["display_name"] for m in self.model_info.values() if m.get("demonstration")]
         if demos:
             warnings.append(f"Demonstration models were used ({', '.join(demos)}): they are not real-world "
                             "generators, and findings about them demonstrate the method only.")
@@ -288,10 +288,10 @@ class _Builder:
         for rank, c in enumerate(f.candidates, 1):
             rows.append([_p(str(rank), self.cell), _p(f"{c.model_name}\n({c.model})", self.cell),
                          _p(c.method + ("" if c.decisive else " (baseline: does not vote)"), self.cell),
-                         _p(_num(c.score, 6), self.cell), _p(_num(c.p_value, 3), self.cell),
+                         _p(_num(c.score, 5), self.cell), _p(_num(c.p_value, 3), self.cell),
                          _p(_num(c.p_real, 3), self.cell), _p(_num(c.threshold, 4), self.cell),
                          _p(c.status, self.cell_bold if c.decisive else self.cell)])
-        widths = [7 * mm, 44 * mm, 35 * mm, 20 * mm, 15 * mm, 15 * mm, 18 * mm]
+        widths = [7 * mm, 41 * mm, 35 * mm, 23 * mm, 15 * mm, 15 * mm, 18 * mm]
         widths.append(FRAME_W - sum(widths))
         runs = [[_p(h, self.cell_bold) for h in ("Model", "Method", "Measurements", "Parameters", "Run")]]
         for c in f.candidates:
@@ -349,6 +349,10 @@ class _Builder:
                                                 title=title, font=self.fonts.regular)])
         story = [CondPageBreak(60 * mm), _p("Calibration: where this image's score lies", self.h2)]
         if not cells:
+            if any(c.calibration for c in f.candidates):
+                return story + [_p("The calibration these readings were compared with is not available to this "
+                                   "report (it was replaced after the analysis), so its histogram is not drawn; its "
+                                   "sizes and error rates are in the Methods section.", self.small)]
             return story + [_p("No calibration was available for these readings: no p-values, no verdict from them.",
                                self.small)]
         story.append(_p("Distributions of the score on the calibration samples (share of each set per bin): the "
