@@ -1,0 +1,161 @@
+"""Inversion (input reverse-engineering) vs AEDR, and both combined: accuracy, speed, step budget.
+
+    python benchmarks/inversion.py [--home DIR] [--crops 6] [--quick] [--json OUT]
+
+Held-out split only (Set14 + scikit-image photos; calibration uses CBSD68), 128x128 crops, one per
+photo, a seeded subset. Positives: the crops decoded by TAEF2 (decode(encode(crop)), saved as 8-bit).
+Negatives: the real crops; the crops passed through another autoencoder (a demonstration model of the
+zoo when one is installed, otherwise a bilinear 2x down/up-sampled copy as a smooth stand-in); Stable
+Diffusion 1/2 outputs (made by a different VAE). "JPEG q90" re-saves both sides. The combination is
+the sum of the log scores (AUC is then independent of each score's scale), computed without any
+calibration. Speed: seconds per image for one candidate, both methods in the same run; inversion is
+timed at two step counts and its per-image time at the default budget is fixed cost + steps x per step
+(it is linear in the steps), to keep the benchmark short. Budget curve: the default inversion run
+against the same run with fewer steps, on the clean real/TAEF2 sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED, auc, crops, generated_images, held_out_photos, print_table, write_json  # noqa: E402
+
+from forensics_app.core.calibrate import jpeg_roundtrip, to_uint8  # noqa: E402
+from forensics_app.core.imageprep import TilingSettings  # noqa: E402
+from forensics_app.core.jobs import NEVER_CANCELLED  # noqa: E402
+from forensics_app.core.methods.aedr import METHOD as AEDR  # noqa: E402
+from forensics_app.core.methods.inversion import METHOD as INVERSION, SCORE_FORM, SCORE_FORMS, Inversion  # noqa: E402
+from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
+from forensics_app.core.zoo.store import Zoo  # noqa: E402
+
+CANDIDATE = "taef2"
+SIDE = 128
+
+
+def run(method, rgb8: np.ndarray, model):
+    return method.run(rgb8.astype(np.float32) / 255.0, model, TilingSettings(), NEVER_CANCELLED)
+
+
+def bilinear_down_up(rgb8: np.ndarray) -> np.ndarray:
+    h, w = rgb8.shape[:2]
+    small = Image.fromarray(rgb8).resize((w // 2, h // 2), Image.BILINEAR)
+    return np.asarray(small.resize((w, h), Image.BILINEAR))
+
+
+def build_sets(zoo: Zoo, candidate, n: int, seed: int) -> tuple[dict, str]:
+    rng = np.random.default_rng(seed)
+    real = crops(held_out_photos(), SIDE, 1, seed)
+    real = [real[i] for i in sorted(rng.choice(len(real), size=min(n, len(real)), replace=False))]
+    own = [to_uint8(candidate.reconstruct(c / 255.0)) for c in real]
+    others = [i for i in zoo.installed_ids() if i != CANDIDATE]
+    if others:
+        other_ae = OnnxAutoencoder(zoo.installed(others[0]))
+        other, other_name = [to_uint8(other_ae.reconstruct(c / 255.0)) for c in real], f"other AE ({others[0]})"
+    else:
+        other, other_name = [bilinear_down_up(c) for c in real], "bilinear stand-in"
+    sd = crops(generated_images("sd1") + generated_images("sd2"), SIDE, 1, seed)
+    sd = [sd[i] for i in sorted(rng.choice(len(sd), size=min(n, len(sd)), replace=False))]
+    jpeg = {f"{k} JPEG q90": [jpeg_roundtrip(c, 90) for c in v] for k, v in
+            (("real", real), ("taef2", own), ("other", other))}
+    return {"real": real, "taef2": own, "other": other, "sd1+sd2": sd} | jpeg, other_name
+
+
+def score_all(sets: dict, candidate) -> dict:
+    scores = {}
+    for name, images in sets.items():
+        print(f"  scoring {name} ({len(images)})", flush=True)
+        aedr = [run(AEDR, im, candidate).score for im in images]
+        inversion = [run(INVERSION, im, candidate).components for im in images]
+        scores[name] = {"aedr": aedr} | {f"inversion {form}": [fn(c) for c in inversion]
+                                           for form, fn in SCORE_FORMS.items()}
+        scores[name]["inversion start (single reconstruction)"] = [c["initial_loss"] for c in inversion]
+        scores[name][f"aedr + inversion {SCORE_FORM} (sum of logs)"] = list(
+            np.log(aedr) + np.log(scores[name][f"inversion {SCORE_FORM}"]))
+    return scores
+
+
+def accuracy_table(scores: dict, other_name: str) -> dict:
+    pairs = {"real vs taef2": ("real", "taef2"), "real vs taef2, JPEG q90": ("real JPEG q90", "taef2 JPEG q90"),
+             f"{other_name} vs taef2": ("other", "taef2"),
+             f"{other_name} vs taef2, JPEG q90": ("other JPEG q90", "taef2 JPEG q90"),
+             "sd1+sd2 vs taef2": ("sd1+sd2", "taef2")}
+    table = {score: {label: auc(scores[neg][score], scores[pos][score]) for label, (neg, pos) in pairs.items()}
+             for score in scores["real"]}
+    n = {k: len(v["aedr"]) for k, v in scores.items()}
+    print_table(f"AUC (positives: TAEF2-decoded crops; {SIDE}x{SIDE}; n per set {n['real']}; product uses "
+                f"inversion {SCORE_FORM})", ["score"] + list(pairs), [[s] + list(r.values()) for s, r in table.items()])
+    return table
+
+
+def budget_curve(sets: dict, scores: dict, candidate, fewer_steps: list[int]) -> dict:
+    curve = {}
+    for steps in fewer_steps:
+        method = Inversion(steps=steps)
+        real = [SCORE_FORMS[SCORE_FORM](run(method, im, candidate).components) for im in sets["real"]]
+        own = [SCORE_FORMS[SCORE_FORM](run(method, im, candidate).components) for im in sets["taef2"]]
+        curve[steps] = auc(real, own)
+    curve[INVERSION.steps] = auc(scores["real"][f"inversion {SCORE_FORM}"], scores["taef2"][f"inversion {SCORE_FORM}"])
+    print_table(f"Budget: inversion {SCORE_FORM} AUC, real vs taef2 (clean)", ["steps", "AUC"],
+                [[s, a] for s, a in sorted(curve.items())])
+    return curve
+
+
+def seconds_per_image(candidate, sides: list[int], timing_steps: tuple[int, int]) -> dict:
+    photo = held_out_photos()
+    big = next(rgb for _, rgb in photo if min(rgb.shape[:2]) >= max(sides))
+    out, rows = {}, []
+    for side in sides:
+        image = np.ascontiguousarray(big[:side, :side])
+        run(AEDR, image, candidate)  # warm-up: session and allocator
+        t = time.perf_counter()
+        run(AEDR, image, candidate)
+        aedr = time.perf_counter() - t
+        few, more = (run(Inversion(steps=s, stop_tolerance=0.0), image, candidate).seconds for s in timing_steps)
+        per_step = (more - few) / (timing_steps[1] - timing_steps[0])
+        inversion = few - timing_steps[0] * per_step + INVERSION.steps * per_step
+        out[side] = {"aedr_s": aedr, "inversion_per_step_s": per_step, "inversion_s": inversion,
+                     "ratio": inversion / aedr}
+        rows.append([f"{side}x{side}", aedr, per_step, inversion, f"{inversion / aedr:.0f}x"])
+    print_table(f"Seconds per image, one candidate (inversion: {INVERSION.steps} steps, projected from "
+                f"{timing_steps[0]} and {timing_steps[1]} timed steps)",
+                ["size", "AEDR s", "inversion s/step", "inversion s", "inversion/AEDR"], rows)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, help="app home with taef2 installed (default: install into a temp home)")
+    parser.add_argument("--crops", type=int, default=6, help="crops per set")
+    parser.add_argument("--quick", action="store_true", help="3 crops per set, no budget curve, 256 px timing only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        zoo = Zoo(args.home or Path(tmp))
+        if CANDIDATE not in zoo.installed_ids():
+            zoo.install(CANDIDATE, mirrors=[SHARED / "zoo-mirror"])
+        candidate = OnnxAutoencoder(zoo.installed(CANDIDATE))
+        sets, other_name = build_sets(zoo, candidate, 3 if args.quick else args.crops, args.seed)
+        scores = score_all(sets, candidate)
+        result = {"auc": accuracy_table(scores, other_name), "other_autoencoder": other_name, "side": SIDE,
+                  "crops_per_set": len(sets["real"]), "inversion_parameters": INVERSION.parameters}
+        if not args.quick:
+            result["budget_auc"] = budget_curve(sets, scores, candidate, [5, 10])
+        result["seconds"] = seconds_per_image(candidate, [256] if args.quick else [256, 512], (2, 4))
+    result["benchmark_seconds"] = time.perf_counter() - start
+    print(f"\nbenchmark ran {result['benchmark_seconds']:.0f} s")
+    write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()

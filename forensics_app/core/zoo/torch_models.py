@@ -1,0 +1,32 @@
+"""Torch encoder/decoder of an installed model, built once per process: for methods that need gradients.
+
+onnxruntime runs the forward-only methods; optimisation-based methods need autograd, so they run the
+same weights (the files the ONNX was exported from, verified at install) in torch. Building the modules
+reads the weights, so they are cached per installed model; parameters are frozen, since only the
+methods' inputs are ever optimised. Modules use the channels-last layout: about 20% faster
+convolutions on CPU (measured for TAEF2's decoder, forward + backward).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from forensics_app.core.zoo.architectures import build_autoencoder
+from forensics_app.core.zoo.store import InstalledModel
+
+_lock = threading.Lock()
+_built: dict[tuple[str, str], tuple] = {}
+
+
+def torch_autoencoder(installed: InstalledModel) -> tuple:
+    """(encoder, decoder) torch modules in eval mode with frozen parameters, shared by every caller."""
+    import torch
+
+    key = (str(installed.folder), installed.model_hash)
+    with _lock:
+        if key not in _built:
+            encoder, decoder = build_autoencoder(installed.manifest.architecture, installed.weight_paths())
+            for module in (encoder, decoder):
+                module.requires_grad_(False).to(memory_format=torch.channels_last)
+            _built[key] = (encoder, decoder)
+        return _built[key]
