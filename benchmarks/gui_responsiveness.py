@@ -4,8 +4,9 @@
         [--count 500] [--seconds 30] [--json out.json]
 
 A QTimer heartbeat ticks every 10 ms on the GUI thread; any gap beyond that is time the window could
-not react. Phases: opening the window while the models load (reported,
-not held to the target), queueing COUNT files (the given images cycled, as one drop), analysing for SECONDS
+not react. Phases: opening the window while the models load and the idle
+window (both reported, not held to the target: the idle one measures the machine's own jitter),
+queueing COUNT files (the given images cycled, as one drop), analysing for SECONDS
 while a simulated user selects the newest result twice a second (so view rendering is included),
 then Cancel, whose latency until the worker is idle is reported too. Target: max stall < 50 ms.
 """
@@ -100,6 +101,10 @@ def main() -> int:
         opening = heartbeat.stop()
         busy = lambda: window.evidence.count(QUEUED) or window.evidence.count(RUNNING)  # noqa: E731
 
+        heartbeat.start()  # the idle window: what the machine alone (other processes, scheduler) costs
+        pump(app, 3.0)
+        idle = heartbeat.stop()
+
         heartbeat.start()
         window.add_paths(batch)
         pump(app, 2.0)
@@ -131,17 +136,18 @@ def main() -> int:
     phases = {f"queue {args.count} files": queueing, f"analyse {args.seconds:g} s": analysing,
               "cancel": cancelling}
     print(f"{'phase':<22} {'heartbeats':>10} {'max stall ms':>13} {'p99 stall ms':>13} {'mean gap ms':>12}")
-    for name, r in {"open + load models*": opening, **phases}.items():
+    for name, r in {"open + load models*": opening, "idle window*": idle, **phases}.items():
         print(f"{name:<22} {r['heartbeats']:>10} {r['max_stall_ms']:>13} {r['p99_stall_ms']:>13} {r['mean_gap_ms']:>12}")
     worst = max(r["max_stall_ms"] for r in phases.values())
-    print("* building the window is GUI-thread work by nature; not counted against the target")
+    print("* not counted against the target: building the window is GUI-thread work by nature; the idle\n"
+          "  window shows what this machine's load alone costs (compare it with the phases below it)")
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} during the run (other jobs slow every phase)")
     print(f"\nimages analysed: {finished}; cancel -> idle: {cancel_ms:.0f} ms; worst stall {worst} ms "
           f"({'meets' if worst < TARGET_MS else 'MISSES'} the {TARGET_MS:g} ms target)")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "heartbeat_ms": HEARTBEAT_MS, "target_ms": TARGET_MS, "opening": opening, "phases": phases, "images_analysed": finished,
+            "heartbeat_ms": HEARTBEAT_MS, "target_ms": TARGET_MS, "opening": opening, "idle": idle, "phases": phases, "images_analysed": finished,
             "cancel_to_idle_ms": round(cancel_ms), "worst_stall_ms": worst, "count": args.count,
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": load}}, indent=2))
     return 0 if worst < TARGET_MS else 1

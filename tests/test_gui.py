@@ -219,6 +219,16 @@ def test_preferences_are_stored_and_become_analysis_settings(qtbot, window, tmp_
     assert settings.keep_reconstructions
 
 
+def test_application_folder_comes_from_home_option_then_environment_then_settings(monkeypatch, tmp_path):
+    store = QSettings(str(tmp_path / "gui.ini"), QSettings.IniFormat)
+    Preferences(home=tmp_path / "stored").save(store)
+    monkeypatch.delenv("FORENSICS_APP_HOME", raising=False)
+    assert Preferences.load(store).home == tmp_path / "stored"
+    monkeypatch.setenv("FORENSICS_APP_HOME", str(tmp_path / "env"))
+    assert Preferences.load(store).home == tmp_path / "env"
+    assert Preferences.load(store, tmp_path / "option").home == tmp_path / "option"
+
+
 def test_window_layout_is_remembered(qtbot, gui_home, tmp_path):
     first = open_window(qtbot, gui_home, tmp_path)
     first.findChild(QDockWidget, "Provenance_and_log").hide()

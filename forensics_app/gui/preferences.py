@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from forensics_app.core.imageprep import TilingSettings
 from forensics_app.core.methods import DEFAULT_METHODS
 from forensics_app.core.pipeline import DEFAULT_ALPHA, AnalysisSettings
 from forensics_app.core.runtime import RuntimeSettings
-from forensics_app.core.zoo.store import app_home
+from forensics_app.core.zoo.store import HOME_ENV, app_home
 
 ORGANISATION = APPLICATION = "forensics-app"
 
@@ -36,8 +37,10 @@ class Preferences:
 
     @classmethod
     def load(cls, store: QSettings, home: Path | None = None) -> Preferences:
-        """Stored values; ``home`` (from --home) overrides the stored folder."""
+        """Stored values. The folder: --home, else $FORENSICS_APP_HOME, else the stored one, else the default."""
         default = cls(home=app_home())
+        if home is None and os.environ.get(HOME_ENV):
+            home = Path(os.environ[HOME_ENV])
         methods = store.value("analysis/methods", ",".join(default.methods))
         return cls(home=home or Path(store.value("zoo/home", str(default.home))),
                    provider=str(store.value("analysis/provider", default.provider)),
