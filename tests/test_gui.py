@@ -143,13 +143,14 @@ def test_histogram_marks_the_image_score_on_the_candidate_calibration(qtbot, win
 def test_heat_map_overlay_follows_the_chosen_map_opacity_and_side_by_side(qtbot, window, images):
     drop(window, [images["own"]])
     wait_finished(qtbot, window)
-    findings = select(window, images["own"]).result.findings
+    display = select(window, images["own"]).result.display
     panel = window.image_panel
     keys = [panel.map_choice.itemData(i) for i in range(panel.map_choice.count())]
-    assert keys == list(findings.maps)
-    second = keys.index(("taef2", "aedr", "second_reconstruction_error"))
-    panel.map_choice.setCurrentIndex(second)
-    np.testing.assert_array_equal(panel.overlay_item.image, findings.maps[keys[second]])
+    assert keys == [("taef2", "aedr", "first_reconstruction_error"), ("taef2", "aedr", "second_reconstruction_error")]
+    panel.map_choice.setCurrentIndex(1)
+    assert display.step == 1
+    np.testing.assert_array_equal(panel.overlay_item.image, display.maps[keys[1]])
+    assert panel.colour_bar.levels() == pytest.approx(display.map_ranges[keys[1]])
     panel.opacity.setValue(25)
     assert panel.overlay_item.opacity() == pytest.approx(0.25)
     panel.side_by_side.setChecked(True)
@@ -279,8 +280,9 @@ def test_large_images_are_shown_downsampled_at_their_stored_pixel_coordinates(qt
     error_map = np.random.default_rng(1).random((288, 4992), dtype=np.float32)
     findings = ImageFindings(Path("wide.png"), "0" * 64, {"file_name": "wide.png", "width": 5000, "height": 300,
                                                           "format": "PNG"}, region,
-                             Verdict("inconclusive", None, "Inconclusive."), [], maps={key: error_map})
-    display = prepare_display(rgb8, {"taef2": np.zeros((288, 4992, 3), np.float32)})
+                             Verdict("inconclusive", None, "Inconclusive."), [], maps={key: error_map},
+                             reconstructions={"taef2": np.zeros((288, 4992, 3), np.float32)})
+    display = prepare_display(rgb8, findings)
     assert display.step == display_step(300, 5000) == 3
     panel = ImagePanel()
     qtbot.addWidget(panel)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forensics_app.core.calibrate import to_uint8
+from forensics_app.core.colormaps import map_display_range
+from forensics_app.core.findings import ImageFindings
 
 DISPLAY_MAX_SIDE = 2048  # larger images are shown at every n-th pixel (analysis still uses all of them)
 
@@ -27,14 +29,20 @@ def downsample(array: np.ndarray, step: int) -> np.ndarray:
 
 @dataclass
 class DisplayImages:
-    """What the image view needs besides the findings: pixels at display size."""
+    """What the image view shows: display-level copies, so the window never holds full-resolution
+    maps and reconstructions (for a 12-megapixel photo those are about 250 MB per image)."""
 
     step: int  # display pixel = step x step stored pixels
     original: np.ndarray  # (h, w, 3) uint8, the whole stored image
     reconstructions: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (h, w, 3) uint8 of R(x)
+    maps: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)  # (model, method, map) -> (h, w)
+    map_ranges: dict[tuple[str, str, str], tuple[float, float]] = field(default_factory=dict)  # of the full map
 
 
-def prepare_display(rgb8: np.ndarray, reconstructions: dict[str, np.ndarray]) -> DisplayImages:
+def prepare_display(rgb8: np.ndarray, findings: ImageFindings) -> DisplayImages:
+    """Display copies of the image, R(x) and every map; colour ranges come from the full-resolution maps."""
     step = display_step(*rgb8.shape[:2])
     return DisplayImages(step, downsample(rgb8, step),
-                         {model: downsample(to_uint8(r), step) for model, r in reconstructions.items()})
+                         {model: downsample(to_uint8(r), step) for model, r in findings.reconstructions.items()},
+                         {key: downsample(values, step) for key, values in findings.maps.items()},
+                         {key: map_display_range(values) for key, values in findings.maps.items()})

@@ -11,9 +11,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from forensics_app.core.colormaps import inferno_lut, map_display_range
+from forensics_app.core.colormaps import inferno_lut
 from forensics_app.core.methods import get_method
-from forensics_app.gui.display import downsample
 from forensics_app.gui.worker import AnalysedImage
 
 DEFAULT_OPACITY = 0.6
@@ -120,7 +119,7 @@ class ImagePanel(QWidget):
         self.image_item.setRect(QRectF(0, 0, facts["width"], facts["height"]))
         self.map_choice.blockSignals(True)
         self.map_choice.clear()
-        for key in findings.maps:
+        for key in result.display.maps:
             self.map_choice.addItem(map_label(key), key)
             self.map_choice.setItemData(self.map_choice.count() - 1, get_method(key[1]).map_titles.get(key[2], ""),
                                         Qt.ToolTipRole)
@@ -133,11 +132,10 @@ class ImagePanel(QWidget):
             return
         model, _, name = key = self.map_choice.currentData()
         findings, display = self.result.findings, self.result.display
-        values = findings.maps[key]
         region = findings.region
         rect = QRectF(region["x"], region["y"], region["width"], region["height"])
-        shown = downsample(values, display.step)
-        levels = map_display_range(values)  # the same range the report and exported maps use
+        shown = display.maps[key]
+        levels = display.map_ranges[key]  # of the full map: the same range the report and exported maps use
         for item in (self.overlay_item, self.difference_item):
             item.setImage(shown, autoLevels=False)
             item.setRect(rect)

@@ -32,7 +32,11 @@ PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress updates a second reach the GU
 
 @dataclass
 class AnalysedImage:
-    """One finished analysis with what the views need beside the findings."""
+    """One finished analysis with what the views need beside the findings.
+
+    ``findings.maps`` and ``findings.reconstructions`` are emptied once ``display`` holds their
+    display-level copies (names of the maps stay in ``display.maps``).
+    """
 
     findings: ImageFindings
     display: DisplayImages
@@ -112,8 +116,11 @@ class AnalysisWorker(QThread):
             engine = self._current_engine()
             evidence = load_evidence(path, engine.settings.intake)
             findings = engine.analyse_evidence(evidence, progress, cancel)
-            result = AnalysedImage(findings, prepare_display(evidence.rgb, findings.reconstructions),
-                                   _calibrations_used(engine), _map_units(engine))
+            display = prepare_display(evidence.rgb, findings)
+            # the window keeps display-level copies only: full maps and R(x) of a big batch would not fit
+            findings.maps.clear()
+            findings.reconstructions.clear()
+            result = AnalysedImage(findings, display, _calibrations_used(engine), _map_units(engine))
         except Cancelled:
             self.item_cancelled.emit(item_id)
         except ForensicsError as exc:
