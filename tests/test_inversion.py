@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from conftest import REAL_CALIBRATION, real_crop
+from conftest import REAL_CALIBRATION, real_crop, save_png
 from forensics_app.core.calibrate import CalibrationPlan, build_calibrations, own_output
+from forensics_app.core.calibration import load_calibrations
 from forensics_app.core.errors import Cancelled
 from forensics_app.core.imageprep import TilingSettings
 from forensics_app.core.jobs import CancelToken
@@ -92,3 +95,24 @@ def test_calibrates_through_build_calibrations(taef2):
                                        plan=CalibrationPlan(crops_per_image=2, crop_sides=(64,)))
     assert calibration.method == "inversion" and calibration.parameters == method.parameters
     assert len(calibration.own_scores) == len(calibration.real_scores) == 2
+
+
+def test_cli_analyses_with_aedr_and_inversion_together(installed_zoo, tmp_path):
+    from forensics_app.cli import main
+
+    photo = save_png(real_crop("monarch.png", 64, 150, 150), tmp_path / "photo.png")
+    out = tmp_path / "findings.json"
+    main(["--home", str(installed_zoo.home), "analyze", str(photo), "--method", "aedr,inversion",
+          "--json", str(out), "--maps", str(tmp_path / "maps")])
+    [image] = json.loads(out.read_text())["images"]
+    assert {c["method"] for c in image["candidates"]} == {"aedr", "inversion"}
+    assert list((tmp_path / "maps").glob("*.inversion.inversion_residual.npy"))
+
+
+def test_cli_calibrates_only_the_methods_asked_for(installed_zoo, tmp_path):
+    from forensics_app.cli import main
+
+    out = tmp_path / "calibration.json"
+    assert main(["--home", str(installed_zoo.home), "zoo", "calibrate", "taef2", "--real", str(REAL_CALIBRATION),
+                 "--max-images", "1", "--crops", "1", "--method", "reconstruction", "--out", str(out)]) == 0
+    assert set(load_calibrations(out)) == {"reconstruction"}
