@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import numpy as np
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
@@ -324,16 +325,24 @@ class _Builder:
                         + (f" Maps for other candidates ({', '.join(others)}) are kept in the case file."
                            if others else ""), self.small))
         cell_w = (FRAME_W - 4 * mm) / 2
-        cells = []
+        cells, shown, titles = [], [], []
         for model, method, name in keys:
-            image, value_range = heatmap_image(f.maps[(model, method, name)])
-            scale = min(cell_w / image.width, 62 * mm / image.height)
+            values = f.maps[(model, method, name)]
             method_obj = self.methods.get(method)
-            title = method_obj.map_titles.get(name, name) if method_obj else name
+            title = f"{method}: " + (method_obj.map_titles.get(name, name) if method_obj else name)
+            same = next((i for i, other in enumerate(shown) if np.array_equal(other, values)), None)
+            if same is not None:  # e.g. |x - R(x)| of AEDR and of the single-loss baseline: print it once
+                titles[same].append(title)
+                continue
+            image, value_range = heatmap_image(values)
+            scale = min(cell_w / image.width, 62 * mm / image.height)
             width = image.width * scale
-            cells.append([_p(f"{method}: {title}", self.small),
-                          Image(png_bytes(image), width=width, height=image.height * scale, hAlign="LEFT"),
+            shown.append(values)
+            titles.append([title])
+            cells.append([Image(png_bytes(image), width=width, height=image.height * scale, hAlign="LEFT"),
                           colour_bar(value_range, max(width, 50 * mm), label="|difference|", font=self.fonts.regular)])
+        for cell, names in zip(cells, titles):
+            cell.insert(0, _p("\n".join(names), self.small))
         story += self._grid(cells, cell_w)
         return story
 
