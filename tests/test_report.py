@@ -215,3 +215,23 @@ def test_items_from_different_runs_keep_their_own_run(report, tmp_path):
     write_pdf(mixed, out)
     text = "\n".join(page_texts(out))
     assert "Analysed in run 2 of 2 (α 0.05" in text and "(run 2 of 2)" in text
+
+
+def test_without_system_fonts_the_report_embeds_the_font_bundled_with_reportlab(tmp_path):
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    from forensics_app.core.report.pdf import font_files
+
+    files, description = font_files([tmp_path])  # a folder without DejaVu: a fresh machine
+    assert "Bitstream Vera" in description
+    for number, path in enumerate(files):
+        TTFont(f"fallback-{number}", str(path))  # a TrueType font that reportlab can embed
+
+
+def test_analyze_writes_the_report_directly(report_zoo, evidence, tmp_path):
+    pdf_out, json_out = tmp_path / "direct.pdf", tmp_path / "direct.json"
+    assert main(["--home", str(report_zoo.home), "analyze", str(evidence[0]), "--method", "aedr", "--pdf",
+                 str(pdf_out), "--json", str(json_out), "--case-name", "Direct run"]) == EXIT_OK
+    doc = json.loads(json_out.read_text())
+    text = "\n".join(page_texts(pdf_out))
+    assert "Direct run" in text and doc["images"][0]["sha256"] in text and f"Report ID {doc['report_id']}" in text

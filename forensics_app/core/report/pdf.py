@@ -56,21 +56,22 @@ class Fonts:
     description: str
 
 
-def _find_font(file_name: str) -> Path | None:
-    return next((d / file_name for d in _FONT_DIRS if (d / file_name).is_file()), None)
+def font_files(folders: list[Path]) -> tuple[list[Path], str]:
+    """Regular, bold and monospace TrueType files, and a description for the appendix."""
+    dejavu = [next((d / n for d in folders if (d / n).is_file()), None)
+              for n in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf")]
+    if all(dejavu):
+        return dejavu, "DejaVu Sans / DejaVu Sans Mono (system fonts, embedded)"
+    import reportlab
+
+    bundled = Path(reportlab.__file__).parent / "fonts"
+    return ([bundled / "Vera.ttf", bundled / "VeraBd.ttf", bundled / "Vera.ttf"],
+            "Bitstream Vera (bundled with reportlab, embedded; DejaVu was not found on this system)")
 
 
 @lru_cache(maxsize=1)
 def report_fonts() -> Fonts:
-    dejavu = [_find_font(n) for n in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf")]
-    if all(dejavu):
-        files, description = dejavu, "DejaVu Sans / DejaVu Sans Mono (system fonts, embedded)"
-    else:
-        import reportlab
-
-        bundled = Path(reportlab.__file__).parent / "fonts"
-        files = [bundled / "Vera.ttf", bundled / "VeraBd.ttf", bundled / "Vera.ttf"]
-        description = "Bitstream Vera (bundled with reportlab, embedded; DejaVu was not found on this system)"
+    files, description = font_files(_FONT_DIRS)
     names = ("Report-Regular", "Report-Bold", "Report-Mono")
     for name, path in zip(names, files):
         pdfmetrics.registerFont(TTFont(name, str(path)))
