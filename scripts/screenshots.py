@@ -5,7 +5,7 @@
 APP_HOME must hold an installed, calibrated TAEF2 (forensics-app zoo install / calibrate). From the
 photos folder the script crops two photos and makes one TAEF2 output (decode(encode(crop))), adds a
 text file named .png, analyses them in the real window and grabs: empty, analysing, result with heat
-map, side by side, findings with histogram, refused file. PNGs are palette-quantised to stay small.
+map, side by side, findings with histogram, refused file, and the zoo manager and settings dialogs. PNGs are palette-quantised to stay small.
 """
 
 from __future__ import annotations
@@ -120,6 +120,11 @@ def main() -> int:
         window.select_item(window.evidence.items[3].item_id)
         settle(app)
         save(window, out / "refused.png")
+
+        for name, dialog in (("zoo_manager.png", window.open_zoo_manager()), ("settings.png", window.open_settings())):
+            settle(app)
+            save(dialog, out / name)
+            dialog.reject()
         window.close()
         window.deleteLater()
         settle(app)

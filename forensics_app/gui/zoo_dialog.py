@@ -8,10 +8,11 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QHeaderView, \
     QMessageBox, QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout
 
+from forensics_app.core.pipeline import load_model_calibrations
 from forensics_app.core.zoo.store import Zoo
 from forensics_app.gui.tasks import BackgroundTask
 
-COLUMNS = ("Id", "Name", "Installed", "Used by", "Licence")
+COLUMNS = ("Id", "Name", "Installed", "Calibration", "Licence", "Used by")
 
 
 class ZooDialog(QDialog):
@@ -20,7 +21,7 @@ class ZooDialog(QDialog):
     def __init__(self, zoo: Zoo, parent=None):
         super().__init__(parent)
         self.setWindowTitle(f"Model zoo - {zoo.root}")
-        self.resize(900, 480)
+        self.resize(1100, 480)
         self.zoo = zoo
         self.task: BackgroundTask | None = None
         self.table = QTableWidget(0, len(COLUMNS))
@@ -30,7 +31,8 @@ class ZooDialog(QDialog):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.Stretch)
+        self.table.setWordWrap(True)  # "used by" wraps within the dialog
         self.output = QPlainTextEdit(readOnly=True)
         self.output.setMaximumBlockCount(2000)
         self.install_button = QPushButton("Install from mirror folder...")
@@ -59,11 +61,21 @@ class ZooDialog(QDialog):
         self.table.setRowCount(len(rows))
         for row, (model_id, m) in enumerate(rows):
             name = m.display_name + (" [demonstration]" if m.demonstration else "")
-            cells = (model_id, name, "yes" if model_id in installed else "no", "; ".join(m.used_by), m.licence)
+            calibration = self._calibration_source(model_id) if model_id in installed else ""
+            cells = (model_id, name, "yes" if model_id in installed else "no", calibration, m.licence,
+                     "; ".join(m.used_by))
             for column, text in enumerate(cells):
-                self.table.setItem(row, column, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                self.table.setItem(row, column, item)
+        self.table.resizeRowsToContents()
         if rows and not self.table.selectionModel().selectedRows():
             self.table.selectRow(0)
+
+    def _calibration_source(self, model_id: str) -> str:
+        model = self.zoo.installed(model_id)
+        source = load_model_calibrations(model)[1]
+        return "made on this machine" if source == str(model.calibration_folder() / "calibration.json") else source
 
     def selected_id(self) -> str | None:
         rows = self.table.selectionModel().selectedRows()
@@ -124,6 +136,10 @@ class ZooDialog(QDialog):
     def _set_busy(self, busy: bool) -> None:
         for button in (self.install_button, self.verify_button, self.remove_button):
             button.setEnabled(not busy)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.table.resizeRowsToContents()  # the wrapped column has its real width only now
 
     def done(self, result: int) -> None:
         if self.task is not None:
