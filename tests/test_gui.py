@@ -107,10 +107,14 @@ def select(window: MainWindow, path: Path):
 
 
 def test_dropped_files_are_analysed_and_the_table_and_verdict_show_the_findings(qtbot, window, images):
+    progress = []
+    window.worker.item_progress.connect(lambda item_id, fraction, message: progress.append(message))
     drop(window, [images["own"], images["real"]])
     assert statuses(window)[0] in (QUEUED, RUNNING) and len(statuses(window)) == 2
     wait_finished(qtbot, window)
     assert statuses(window) == [DONE, DONE]
+    assert any(message.startswith("TAEF2") for message in progress)  # progress names the model being run
+    qtbot.waitUntil(lambda: all(item.thumbnail is not None for item in window.evidence.items), timeout=WAIT_MS)
 
     own = select(window, images["own"])
     findings = own.result.findings
