@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import auc, crops, generated_images, held_out_photos, print_table, write_json  # noqa: E402
 
 from forensics_app.core.calibrate import jpeg_roundtrip, to_uint8  # noqa: E402
+from forensics_app.core.calibration import for_image  # noqa: E402
 from forensics_app.core.imageprep import TilingSettings  # noqa: E402
 from forensics_app.core.jobs import NEVER_CANCELLED  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD as AEDR, SCORE_FORM, SCORE_FORMS  # noqa: E402
@@ -82,7 +83,8 @@ def decision_rates(zoo: Zoo, comps: dict) -> dict:
     fn = SCORE_FORMS[SCORE_FORM]
     out = {}
     for name, items in comps.items():
-        statuses = [reading_status(cal.p_own(fn(c)), cal.p_real(fn(c)), ALPHA) for c in items]
+        used = for_image(cal, "JPEG" if "jpeg" in name else "PNG", ALPHA)
+        statuses = [reading_status(used.p_own(fn(c)), used.p_real(fn(c)), ALPHA) for c in items]
         out[name] = {s: statuses.count(s) / len(statuses) for s in ("consistent", "undecided", "rejected")}
     rows = [[n, r["consistent"], r["undecided"], r["rejected"]] for n, r in out.items()]
     print_table(f"Decisions for candidate {CANDIDATE} at alpha={ALPHA} (calibration: {source})",

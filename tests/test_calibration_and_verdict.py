@@ -101,3 +101,28 @@ def test_no_candidates_is_inconclusive_and_ranking_puts_consistent_first():
     ranked = rank([reading("b", REJECTED), reading("a", CONSISTENT, p_real=0.001),
                    reading("a", CONSISTENT, method="reconstruction", decisive=False)])
     assert [(r.model, r.method) for r in ranked] == [("a", "aedr"), ("b", "aedr"), ("a", "reconstruction")]
+
+
+def test_images_are_compared_with_samples_of_their_own_compression():
+    from forensics_app.core.calibration import for_image
+
+    rng = np.random.default_rng(1)
+    own = np.concatenate([rng.normal(1.3, 0.05, 150), rng.normal(1.8, 0.2, 150)])  # lossless, then JPEG
+    real = rng.normal(3.0, 0.3, 300)
+    lossy = np.arange(300) >= 150
+    cal = Calibration("m", "aedr", "1", {}, own, real, {}, own_lossy=lossy, real_lossy=lossy)
+    png, jpeg = for_image(cal, "PNG", 0.01), for_image(cal, "JPEG", 0.01)
+    assert len(png.own_scores) == 150 and png.data["condition"] == "lossless"
+    assert png.p_own(1.8) < 0.01 < jpeg.p_own(1.8)  # a JPEG-like score is an outlier only for PNG evidence
+    assert for_image(cal, "JPEG", 0.001) is cal  # too few samples in the condition to decide: all samples
+
+
+def test_calibration_records_which_samples_were_compressed(taef2):
+    from conftest import REAL_CALIBRATION
+    from forensics_app.core.calibrate import CalibrationPlan, build_calibrations
+    from forensics_app.core.methods.reconstruction import METHOD
+
+    plan = CalibrationPlan(crops_per_image=2, crop_sides=(64,), jpeg_share=0.5)
+    (cal,) = build_calibrations(taef2, [METHOD], REAL_CALIBRATION, plan=plan, max_images=3)
+    assert len(cal.real_scores) == len(cal.real_lossy) == 6 and len(cal.own_lossy) == 6
+    assert cal.data["real"]["images"] == 3 and "own outputs" not in cal.data

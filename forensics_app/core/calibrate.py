@@ -85,15 +85,17 @@ def build_calibrations(autoencoder, methods, real_dir: Path, generated_dir: Path
     for path in generated_files:
         own_samples.extend(random_crops(load_evidence(path).rgb, plan, factor, rng))
 
-    def maybe_jpeg(samples: list[np.ndarray]) -> list[np.ndarray]:
-        out = []
+    def maybe_jpeg(samples: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        out, lossy = [], []
         for s in samples:
-            if rng.random() < plan.jpeg_share:
+            compress = rng.random() < plan.jpeg_share
+            if compress:
                 s = jpeg_roundtrip(s, int(rng.integers(plan.jpeg_qualities[0], plan.jpeg_qualities[1] + 1)))
             out.append(s)
-        return out
+            lossy.append(compress)
+        return out, np.asarray(lossy, dtype=bool)
 
-    real_samples, own_samples = maybe_jpeg(real_samples), maybe_jpeg(own_samples)
+    (real_samples, real_lossy), (own_samples, own_lossy) = maybe_jpeg(real_samples), maybe_jpeg(own_samples)
     scores = {m.name: {"own": [], "real": []} for m in methods}
     total = (len(real_samples) + len(own_samples)) * len(methods)
     done = 0
@@ -114,4 +116,5 @@ def build_calibrations(autoencoder, methods, real_dir: Path, generated_dir: Path
         "plan": dict(plan.__dict__),
     }
     return [Calibration(autoencoder.id, m.name, m.version, dict(m.parameters), np.asarray(scores[m.name]["own"]),
-                        np.asarray(scores[m.name]["real"]), data) for m in methods]
+                        np.asarray(scores[m.name]["real"]), data, own_lossy=own_lossy, real_lossy=real_lossy)
+            for m in methods]

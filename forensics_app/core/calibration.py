@@ -5,6 +5,11 @@ Scores are oriented LOW = consistent with the model. From the two empirical dist
 - p_real(s) = P(S <= s | real photos): small means "unlike a real photo".
 Both use the (1 + count) / (n + 1) form, which is exact for exchangeable samples and never returns 0,
 so a p-value can never claim more certainty than the calibration set size supports.
+
+Lossy re-compression shifts scores (JPEG smooths fine detail), so every sample records whether it
+was lossily compressed, and an image is compared with the samples of its own condition: a PNG with
+lossless samples, a JPEG with JPEG samples. Pooling both would widen the "own outputs"
+distribution and let other generators' lossless images pass as consistent.
 """
 
 from __future__ import annotations
@@ -31,6 +36,17 @@ class Calibration:
     real_scores: np.ndarray
     data: dict  # what the samples are: folders, counts, crops, seed, split
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    own_lossy: np.ndarray | None = None  # per own sample: True when it was lossily re-compressed
+    real_lossy: np.ndarray | None = None
+
+    def for_condition(self, lossy: bool) -> Calibration:
+        """The samples whose compression matches the image's (all samples when none were recorded)."""
+        if self.own_lossy is None or self.real_lossy is None:
+            return self
+        own, real = self.own_lossy == lossy, self.real_lossy == lossy
+        data = dict(self.data, condition="lossy (JPEG-like)" if lossy else "lossless")
+        return Calibration(self.model, self.method, self.method_version, self.parameters, self.own_scores[own],
+                           self.real_scores[real], data, self.created)
 
     def p_own(self, score: float) -> float:
         return float((1 + np.sum(self.own_scores >= score)) / (len(self.own_scores) + 1))
@@ -74,13 +90,29 @@ class Calibration:
     def to_dict(self) -> dict:
         return {"model": self.model, "method": self.method, "method_version": self.method_version,
                 "parameters": self.parameters, "own_scores": self.own_scores.tolist(),
-                "real_scores": self.real_scores.tolist(), "data": self.data, "created": self.created}
+                "real_scores": self.real_scores.tolist(), "data": self.data, "created": self.created,
+                **({"own_lossy": self.own_lossy.tolist(), "real_lossy": self.real_lossy.tolist()}
+                   if self.own_lossy is not None and self.real_lossy is not None else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
+        masks = {k: np.asarray(d[k], dtype=bool) for k in ("own_lossy", "real_lossy") if k in d}
         return cls(d["model"], d["method"], d["method_version"], d.get("parameters", {}),
                    np.asarray(d["own_scores"], dtype=np.float64), np.asarray(d["real_scores"], dtype=np.float64),
-                   d.get("data", {}), d.get("created", ""))
+                   d.get("data", {}), d.get("created", ""), **masks)
+
+
+LOSSY_FORMATS = {"JPEG", "MPO", "WEBP", "HEIF", "AVIF"}  # WebP may be lossless; treated as lossy (conservative)
+
+
+def is_lossy(image_format: str) -> bool:
+    return image_format.upper() in LOSSY_FORMATS
+
+
+def for_image(cal: Calibration, image_format: str, alpha: float) -> Calibration:
+    """The samples of the image's compression condition when they can decide at alpha, else all samples."""
+    same_condition = cal.for_condition(is_lossy(image_format))
+    return same_condition if same_condition.threshold(alpha) is not None else cal
 
 
 def save_calibrations(path: Path, calibrations: list[Calibration]) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forensics_app import __version__
-from forensics_app.core.calibration import Calibration, calibration_for, load_calibrations
+from forensics_app.core.calibration import Calibration, calibration_for, for_image, load_calibrations
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import Evidence, IntakeLimits, load_evidence
 from forensics_app.core.findings import CandidateFinding, FailedImage, ImageFindings
@@ -143,6 +143,7 @@ class Engine:
                 if result is None:
                     result = method.run(image, loaded.autoencoder, self.settings.tiling, cancel, method_progress)
                 cal = calibration_for(method, method.parameters, loaded.calibrations)
+                cal = for_image(cal, evidence.format, alpha) if cal else None
                 p_own = cal.p_own(result.score) if cal else None
                 p_real = cal.p_real(result.score) if cal else None
                 candidates.append(CandidateFinding(
