@@ -7,6 +7,7 @@ live beside the installed files in the user's zoo folder. Both have the same for
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,15 @@ import tomli_w
 
 from forensics_app.core.errors import ZooError
 
-SHIPPED_ZOO_DIR = Path(__file__).resolve().parents[3] / "model_zoo"
+def _shipped_zoo_dir() -> Path:
+    """model_zoo/ of a source checkout, else the copy a wheel installed under <prefix>/share."""
+    checkout = Path(__file__).resolve().parents[3] / "model_zoo"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "forensics-app" / "model_zoo"
+
+
+SHIPPED_ZOO_DIR = _shipped_zoo_dir()
 
 
 @dataclass(frozen=True)
