@@ -300,6 +300,35 @@ def cmd_report_verify(args) -> int:
     return EXIT_SOME_FAILED
 
 
+# -- fingerprint -------------------------------------------------------------------------------
+def _extractor_folder(args) -> Path:
+    return Path(args.into) if getattr(args, "into", None) else _zoo(args).home / "extractors"
+
+
+def cmd_fingerprint_train(args) -> int:
+    from forensics_app.train.fingerprints import TrainSettings, train_extractor
+
+    if not Path(args.data).is_dir():
+        raise ForensicsError(f"{args.data} is not a folder (expected one sub-folder of images per class).")
+    manifest = train_extractor(Path(args.data), _extractor_folder(args), args.out,
+                               TrainSettings(kind=args.kind, steps=args.steps),
+                               Path(args.unknown) if args.unknown else None, log=_print)
+    _print(f"wrote {manifest.source}")
+    return EXIT_OK
+
+
+def cmd_fingerprint_eval(args) -> int:
+    from forensics_app.core.fingerprint import find_extractor
+    from forensics_app.train.fingerprints import evaluate
+
+    extractor = find_extractor(args.name, [_extractor_folder(args)])
+    result = evaluate(extractor, Path(args.data))
+    _print(f"{extractor.id}: {result['images']} images, classes {', '.join(result['classes'])}")
+    for condition, accuracy in result["accuracy"].items():
+        _print(f"  {condition:<11} accuracy {accuracy:.3f}")
+    return EXIT_OK
+
+
 # -- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forensics-app", description=__doc__)
@@ -388,6 +417,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these methods, comma-separated (default: all; inversion is ~50x slower than aedr)")
     c.add_argument("--out", help="write here instead of the model's install folder")
     c.set_defaults(func=cmd_zoo_calibrate)
+
+    fp = sub.add_parser("fingerprint", help="learned-fingerprint extractors: train and evaluate").add_subparsers(
+        dest="fingerprint_command", required=True)
+    ft = fp.add_parser("train", help="train an extractor on DATA/<class>/ images (a 'real' class first)")
+    ft.add_argument("--data", required=True, help="folder with one sub-folder of images per class")
+    ft.add_argument("--out", required=True, help="extractor name (manifest NAME.toml, ONNX weights/NAME.onnx)")
+    ft.add_argument("--kind", choices=("repmix", "plain", "manifpt"), default="repmix")
+    ft.add_argument("--steps", type=int, default=800)
+    ft.add_argument("--unknown", help="images of generators left out of training: calibrates the open-set threshold")
+    ft.add_argument("--into", help="folder for the manifest (default: HOME/extractors)")
+    ft.set_defaults(func=cmd_fingerprint_train)
+    fe = fp.add_parser("eval", help="closed-set accuracy on DATA/<class>/, clean and under each perturbation")
+    fe.add_argument("name")
+    fe.add_argument("--data", required=True)
+    fe.add_argument("--into", help="folder searched before the shipped extractors (default: HOME/extractors)")
+    fe.set_defaults(func=cmd_fingerprint_eval)
     return parser
 
 

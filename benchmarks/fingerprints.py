@@ -1,0 +1,73 @@
+"""Learned fingerprints: closed-set accuracy under benign perturbations, open-set false naming, cost.
+
+    python -m forensics_app.train.fingerprints build --out DATA      # once (splits: see that module)
+    python benchmarks/fingerprints.py --data DATA [--json OUT]
+
+Compares the shipped extractors (RepMix, ManiFPT-style and the plain baseline; model_zoo/fp-*.toml)
+on DATA/test (held-out photos: CSet14 + skimage.data crops, and those crops through each known
+generator; SD1/SD2: their held-out 40% of files), each perturbation applied alone. The open-set rate
+is measured on DATA/test-unknown: the two held-out generators' outputs on held-out photos, at the
+threshold each manifest stores (calibrated on DATA/calibration-unknown, training-split photos).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_table, write_json  # noqa: E402
+
+from forensics_app.core.fingerprint import load_extractor, shipped_extractors  # noqa: E402
+from forensics_app.train.fingerprints import EVAL_PERTURBATIONS, evaluate, false_naming_rate  # noqa: E402
+
+
+def inference_seconds(extractor, side: int, repeats: int = 5) -> float:
+    image = np.random.default_rng(0).random((side, side, 3), dtype=np.float32)
+    extractor.read(image)  # warm-up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        extractor.read(image)
+    return (time.perf_counter() - started) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    results = {}
+    for model_id, manifest in sorted(shipped_extractors().items()):
+        extractor = load_extractor(manifest)
+        closed = evaluate(extractor, args.data / "test")
+        unknown = false_naming_rate(extractor, args.data / "test-unknown")
+        known = false_naming_rate(extractor, args.data / "test")
+        onnx = manifest.source.parent / "weights" / manifest.weights[0].file
+        results[model_id] = {
+            "kind": manifest.extra["training"]["kind"], "closed_set": closed, "open_set_unknown": unknown,
+            "named_any_test_image": known, "threshold": extractor.threshold,
+            "training_seconds": manifest.extra["training_data"]["training_seconds"],
+            "inference_seconds_128px": inference_seconds(extractor, 128),
+            "inference_seconds_512px": inference_seconds(extractor, 512),
+            "onnx_bytes": onnx.stat().st_size, "provider": extractor.provider,
+        }
+    header = ["extractor"] + list(EVAL_PERTURBATIONS)
+    print_table("Closed-set accuracy on held-out images (one perturbation at a time)", header,
+                [[k] + [r["closed_set"]["accuracy"][p] for p in EVAL_PERTURBATIONS] for k, r in results.items()])
+    print_table("Open set and cost", ["extractor", "threshold", "unknown named", "unknown called real",
+                                      "known-class test named", "train s", "ORT s/img 128px",
+                                      "ORT s/img 512px", "ONNX KiB"],
+                [[k, r["threshold"], r["open_set_unknown"]["named"], r["open_set_unknown"]["called_real"],
+                  r["named_any_test_image"]["named"], r["training_seconds"], r["inference_seconds_128px"],
+                  r["inference_seconds_512px"], r["onnx_bytes"] // 1024] for k, r in results.items()])
+    if args.json:
+        write_json(args.json, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Learned fingerprints: tiny deterministic training to a working ONNX, open-set rule, shipped extractors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import real_crop
+from forensics_app.cli import main as cli_main
+from forensics_app.core.fingerprint import find_extractor, load_extractor, patch_grid, shipped_extractors
+from forensics_app.train.fingerprints import (REAL, TrainSettings, load_class_folders, open_set_threshold,
+                                              train_classifier, train_extractor)
+
+
+def pixelated(rgb: np.ndarray) -> np.ndarray:
+    """A stand-in 'generator' with an obvious fingerprint: 2x nearest-neighbour upsampling."""
+    small = rgb[::2, ::2]
+    return small.repeat(2, axis=0).repeat(2, axis=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fp-data")
+    for cls in (REAL, "pixelated"):
+        (root / cls).mkdir()
+    for i, name in enumerate(["baboon.png", "lenna.png", "pepper.png"]):
+        crop = real_crop(name, 128)
+        Image.fromarray(crop).save(root / REAL / f"{i}.png")
+        Image.fromarray(pixelated(crop)).save(root / "pixelated" / f"{i}.png")
+    return root
+
+
+TINY = TrainSettings(kind="repmix", steps=3, batch_size=6, width=4)
+
+
+def test_patch_grid_is_centred_and_bounded():
+    image = np.zeros((200, 300, 3), np.float32)
+    assert patch_grid(image).shape == (12, 3, 64, 64)  # 3 rows x 4 columns
+    assert len(patch_grid(np.zeros((2000, 2000, 3), np.float32))) <= 36
+    with pytest.raises(ValueError):
+        patch_grid(np.zeros((40, 300, 3), np.float32))
+
+
+def test_tiny_training_is_deterministic(tiny_data):
+    import torch
+
+    classes, images, labels = load_class_folders(tiny_data)
+    assert classes[0] == REAL
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    first, second = (train_classifier(images, labels, len(classes), TINY, log=lambda m: None) for _ in range(2))
+    with torch.no_grad():
+        assert torch.equal(first(x), second(x))
+
+
+@pytest.mark.parametrize("kind", ["repmix", "manifpt"])
+def test_trained_extractor_exports_a_working_onnx(tiny_data, tmp_path, kind):
+    manifest = train_extractor(tiny_data, tmp_path, "fp-tiny", TrainSettings(kind=kind, steps=3, batch_size=6,
+                                                                             width=4),
+                               unknown=tiny_data, log=lambda m: None)
+    assert manifest.kind == "extractor" and manifest.extra["classes"] == [REAL, "pixelated"]
+    extractor = load_extractor(manifest)
+    reading = extractor.read(real_crop("zebra.png", 160).astype(np.float32) / 255)
+    assert reading.patches == 4 and reading.classes == (REAL, "pixelated")
+    assert sum(reading.probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert 0 < manifest.extra["calibration"]["threshold"] <= 1
+    (tmp_path / "weights" / "fp-tiny.onnx").write_bytes(b"tampered")
+    with pytest.raises(Exception, match="SHA-256"):
+        load_extractor(manifest)
+
+
+def test_open_set_threshold_names_at_most_the_target_share():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=200)
+    threshold = open_set_threshold(np.log(probs), target=0.05)
+    named = (probs.argmax(axis=1) > 0) & (probs[:, 1:].max(axis=1) >= threshold)
+    assert named.mean() <= 0.05
+
+
+def test_cli_fingerprint_train_and_eval(tiny_data, tmp_path, capsys):
+    assert cli_main(["fingerprint", "train", "--data", str(tiny_data), "--out", "fp-cli", "--steps", "2",
+                     "--into", str(tmp_path)]) == 0
+    assert (tmp_path / "fp-cli.toml").exists() and (tmp_path / "weights" / "fp-cli.onnx").exists()
+    assert cli_main(["fingerprint", "eval", "fp-cli", "--data", str(tiny_data), "--into", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "jpeg50" in out and "6 images" in out
+    assert cli_main(["fingerprint", "eval", "no-such", "--data", str(tiny_data), "--into", str(tmp_path)]) == 2
+
+
+SHIPPED = shipped_extractors()
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no extractor shipped in model_zoo")
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_extractor_recognises_taef2_output(name, taef2):
+    extractor = find_extractor(name)
+    assert extractor.classes[0] == REAL and "taef2" in extractor.classes
+    photo = real_crop("monarch.png", 128, y=128, x=256).astype(np.float32) / 255
+    decoded = np.round(taef2.reconstruct(photo) * 255) / 255
+    on_photo, on_decoded = extractor.read(photo), extractor.read(decoded)
+    index = extractor.classes.index("taef2")
+    assert on_decoded.predicted == "taef2"
+    assert on_decoded.probabilities[index] > on_photo.probabilities[index]
