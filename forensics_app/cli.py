@@ -123,7 +123,7 @@ def cmd_analyze(args) -> int:
     methods = tuple(m for part in args.method for m in part.split(",") if m) or ("aedr",)
     settings = AnalysisSettings(methods=methods, models=tuple(args.model), alpha=args.alpha,
                                 tiling=TilingSettings(max_pixels=args.max_pixels),
-                                runtime=RuntimeSettings(provider=args.provider))
+                                runtime=RuntimeSettings(provider=args.provider), extractors=tuple(args.fingerprint))
     zoo = _zoo(args)
     engine = Engine(zoo, settings)
     if not engine.models:
@@ -354,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
     a.add_argument("--max-pixels", type=int, default=16_000_000, help="analyse at most this many pixels (centred)")
     a.add_argument("--case", help="add the evidence and findings to this case file (reuses its cached results)")
+    a.add_argument("--fingerprint", action="append", default=[],
+                   help="also read this learned-fingerprint extractor (shown, never votes; repeatable)")
     a.set_defaults(func=cmd_analyze)
 
     cs = sub.add_parser("case", help="case files: evidence, analyses and notes in one file")

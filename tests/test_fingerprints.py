@@ -71,6 +71,22 @@ def test_trained_extractor_exports_a_working_onnx(tiny_data, tmp_path, kind):
         load_extractor(manifest)
 
 
+def test_analysis_adds_fingerprint_as_non_decisive_candidate(tiny_data, tmp_path):
+    from conftest import save_png
+    from forensics_app.core.pipeline import AnalysisSettings, Engine
+    from forensics_app.core.zoo.store import Zoo
+
+    zoo = Zoo(tmp_path / "home")
+    train_extractor(tiny_data, zoo.home / "extractors", "fp-tiny", TINY, log=lambda m: None)
+    engine = Engine(zoo, AnalysisSettings(extractors=("fp-tiny",)))
+    findings = engine.analyse_file(save_png(pixelated(real_crop("zebra.png", 128)), tmp_path / "x.png"))
+    [candidate] = findings.candidates
+    assert candidate.method == "repmix" and not candidate.decisive and candidate.method_version == "fp-tiny"
+    assert candidate.model in (REAL, "pixelated", "unknown")
+    assert findings.verdict.label == "inconclusive"  # fingerprints never vote
+    assert engine.run_info()["extractors"][0]["id"] == "fp-tiny"
+
+
 def test_open_set_threshold_names_at_most_the_target_share():
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(4), size=200)

@@ -10,18 +10,23 @@ otherwise the reading says "unknown or real".
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from forensics_app.core.errors import ZooError
+from forensics_app.core.findings import REJECTED, UNDECIDED, CandidateFinding
 from forensics_app.core.runtime import SessionCache, default_session_cache, session_provider
+from forensics_app.core.verdict import reading_status
 from forensics_app.core.zoo.manifest import Manifest, read_manifest, shipped_manifests
 
 PATCH = 64
 EXTRACTOR_ROLE = "extractor"
 MAX_PATCHES = 36  # per image: enough to average over content, bounded cost on large photos
+UNKNOWN = "unknown"
+MODEL_NAMES = {UNKNOWN: "no known generator (open-set rule)", "real": "real photo"}
 
 
 def patch_grid(rgb01: np.ndarray, max_patches: int = MAX_PATCHES) -> np.ndarray:
@@ -56,8 +61,13 @@ class Extractor:
     def __init__(self, manifest: Manifest, onnx_path: Path, sessions: SessionCache | None = None):
         self.manifest = manifest
         self.classes: tuple[str, ...] = tuple(manifest.extra["classes"])
-        self.threshold = float(manifest.extra.get("calibration", {}).get("threshold", 1.0))
+        self.calibration: dict = manifest.extra.get("calibration", {})
+        self.threshold = float(self.calibration.get("threshold", 1.0))
         self._session = (sessions or default_session_cache()).get(onnx_path)
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.architecture.get("kind", "fingerprint")
 
     @property
     def id(self) -> str:
@@ -81,6 +91,45 @@ class Extractor:
         named = self.classes[best] if best > 0 and generator_probability >= self.threshold else None
         return FingerprintReading(self.classes, tuple(float(p) for p in probs), self.classes[best], named,
                                   generator_probability, self.threshold, len(patch_grid(rgb01)))
+
+
+def _fraction_below(quantiles: list[float], score: float) -> float:
+    """Share of a calibration distribution (stored as evenly spaced quantiles) at or below ``score``."""
+    levels = np.linspace(0, 1, len(quantiles))
+    return float(np.interp(score, quantiles, levels, left=0.0, right=1.0))
+
+
+def candidate_finding(extractor: Extractor, rgb01: np.ndarray, alpha: float) -> CandidateFinding:
+    """The extractor's reading as a non-decisive candidate (it is shown and ranked, never votes).
+
+    score = 1 - highest generator probability (LOW = a known generator fits). p_value: share of known
+    generators' held-back outputs scoring at least this high; p_real: share of held-back real photos
+    scoring at most this low. Status: the usual reading of those two when a generator is named;
+    'rejected' when the most probable class is 'real'; 'undecided' when the open-set rule withholds
+    the name (an unknown generator, or too little evidence).
+    """
+    started = time.perf_counter()
+    reading = extractor.read(rgb01)
+    score = 1.0 - reading.generator_probability
+    own, real = extractor.calibration.get("own_score_quantiles"), extractor.calibration.get("real_score_quantiles")
+    p_own = 1.0 - _fraction_below(own, score - 1e-9) if own else None
+    p_real = _fraction_below(real, score) if real else None
+    if reading.named is not None:
+        status, model = reading_status(p_own, p_real, alpha), reading.named
+    else:
+        status = REJECTED if reading.predicted == "real" else UNDECIDED
+        model = reading.predicted if reading.predicted == "real" else UNKNOWN
+    return CandidateFinding(
+        model=model, model_name=MODEL_NAMES.get(model, model), method=extractor.kind,
+        method_title=f"Learned fingerprint ({extractor.kind})", method_version=extractor.id,
+        decisive=False, score=score,
+        components={f"p({c})": round(p, 6) for c, p in zip(reading.classes, reading.probabilities)},
+        p_value=p_own, p_real=p_real, threshold=1.0 - extractor.threshold, status=status,
+        provider=extractor.provider,
+        parameters={"extractor": extractor.id, "patches": reading.patches, "open_set_threshold": extractor.threshold,
+                    "predicted": reading.predicted},
+        seconds=time.perf_counter() - started,
+        calibration={k: v for k, v in extractor.calibration.items() if not k.endswith("_quantiles")})
 
 
 def load_extractor(manifest: Manifest, sessions: SessionCache | None = None) -> Extractor:

@@ -17,6 +17,8 @@ from forensics_app.core.calibration import Calibration, calibration_for, for_ima
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import Evidence, IntakeLimits, load_evidence
 from forensics_app.core.findings import CandidateFinding, FailedImage, ImageFindings
+from forensics_app.core.fingerprint import candidate_finding as fingerprint_candidate
+from forensics_app.core.fingerprint import find_extractor
 from forensics_app.core.imageprep import TilingSettings, analysis_region, crop
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
 from forensics_app.core.methods import DEFAULT_METHODS, get_method
@@ -37,9 +39,11 @@ class AnalysisSettings:
     runtime: RuntimeSettings = RuntimeSettings()
     intake: IntakeLimits = IntakeLimits()
     keep_reconstructions: bool = False  # the GUI shows R(x) side by side; the CLI does not need it
+    extractors: tuple[str, ...] = ()  # learned-fingerprint extractors to add as non-decisive candidates
 
     def to_dict(self) -> dict:
         return {"methods": list(self.methods), "models": list(self.models), "alpha": self.alpha,
+                "extractors": list(self.extractors),
                 "tiling": dict(self.tiling.__dict__), "provider": self.runtime.provider}
 
 
@@ -90,12 +94,16 @@ class Engine:
             installed = zoo.installed(model_id)
             calibrations, source = load_model_calibrations(installed)
             self.models.append(LoadedModel(installed, OnnxAutoencoder(installed, sessions), calibrations, source))
+        self.extractors = [find_extractor(name, [zoo.home / "extractors"], sessions) for name in settings.extractors]
 
     def run_info(self) -> dict:
         import numpy
         import onnxruntime
 
-        return {
+        extractors = {"extractors": [{"id": e.id, "onnx_sha256": e.manifest.weights[0].sha256,
+                                      "classes": list(e.classes), "open_set_threshold": e.threshold}
+                                     for e in self.extractors]} if self.extractors else {}
+        return extractors | {
             "software": {"forensics_app": __version__, "python": sys.version.split()[0], "numpy": numpy.__version__,
                          "onnxruntime": onnxruntime.__version__, "platform": platform.platform()},
             "settings": self.settings.to_dict(),
@@ -160,6 +168,8 @@ class Engine:
         progress(Progress(1.0, "done"))
         names = {m.id: m.installed.manifest.display_name for m in self.models}
         verdict = decide(candidates, alpha, names, evidence.jpeg_quality)
+        # fingerprints are shown and ranked but never vote: they are added after the verdict
+        candidates += [fingerprint_candidate(e, rgb01, alpha) for e in self.extractors]
         return ImageFindings(path=evidence.path, sha256=evidence.sha256, facts=evidence_facts(evidence),
                              region=region.to_dict() if region else {}, verdict=verdict, candidates=rank(candidates),
                              metadata=evidence.metadata, maps=maps, reconstructions=reconstructions)

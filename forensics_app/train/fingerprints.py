@@ -8,11 +8,11 @@ same benign perturbations (JPEG q 60-100, resize 0.5-1.5x, crop offset, blur, no
   layer, weight lambda ~ Beta(1, 1), mixed labels) and a two-part objective: a synthetic-or-not head
   (binary cross-entropy) plus a which-generator head (cross-entropy over generators, weighted by how
   synthetic the mixed sample is).
-- ``manifpt``: the classifier sees only the artifact a(x) = x - proj(x). proj(x) is a Gaussian
-  low-pass of x (a fixed layer inside the exported network). Chosen by a quick measurement
-  (``measure-projection``, numbers in docs/fingerprints.md): the nearest real training patch in a
-  low-pass pixel embedding leaves the content difference of two unrelated photos in the residual and
-  was clearly worse; low-pass sigma 1 beat sigma 2.
+- ``manifpt``: the classifier sees only the artifact a(x) = x - proj(x), represented by its log DCT
+  magnitude (a frequency representation: upsampling artifacts sit at fixed frequencies), then an MLP.
+  proj(x) is a Gaussian low-pass of x (a fixed layer inside the exported network), chosen by a quick
+  measurement (``measure-projection``: low-pass sigma 1 / sigma 2 / nearest real patch in an 8x8
+  low-pass pixel embedding; the numbers are in the module's PROJECTION_MEASUREMENT).
 
 Data split (explicit, as everywhere in the project):
 - TRAINING images: crops of images/real/cbsd68 (the calibration/training split), the same crops
@@ -63,7 +63,9 @@ CROPS_PER_PHOTO = 6
 REAL = "real"
 THREADS = 1  # one thread: on shared cores two threads ran ~10x slower (spin-waiting), and one repeats exactly
 KINDS = ("plain", "repmix", "manifpt")
-OPEN_SET_TARGET = 0.05  # held-out generators named as a known generator at most this often
+OPEN_SET_TARGET = 0.05
+VALIDATION_EVERY = 6  # one training photo in six calibrates the p-values instead of being trained on
+CALIBRATION_QUANTILES = 51  # held-out generators named as a known generator at most this often
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -120,6 +122,33 @@ def build_dataset(out: Path, zoo, generator_ids: list[str], log=print) -> None:
             log(f"{split}/{model_id}: {len(outputs)} crops in {time.perf_counter() - started:.0f} s")
 
 
+def build_standin_classes(out: Path, steps: int, log=print) -> None:
+    """Add classes made by the demo-generator recipes trained here for only ``steps`` steps.
+
+    For when the zoo's demo generators are not available: the recipes (upsampling, normalisation,
+    objective, latent size) are the zoo's, the weights are not, so the classes are named
+    ``<recipe id>-standin``. Same photos and splits as ``build_dataset``.
+    """
+    from forensics_app.train.demo_generators import RECIPES, load_photos, train
+
+    training_photos = load_photos(TRAIN_PHOTOS)
+    crops = {split: {f"{name}_{i}": c for name, photo in split_photos(split).items()
+                     for i, c in enumerate(_photo_crops(photo, CROPS_PER_PHOTO))} for split in ("train", "test")}
+    for recipe in RECIPES:
+        started = time.perf_counter()
+        model = train(recipe, training_photos, steps, log=lambda message: None)
+        name = f"{recipe.id}-standin"
+        for split, named in crops.items():
+            with torch.no_grad():
+                outputs = {k: np.round(model(torch.from_numpy(c.transpose(2, 0, 1).astype(np.float32)[None] / 255))
+                                       [0].clamp(0, 1).numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+                           for k, c in named.items()}
+            where = {"train": "calibration-unknown", "test": "test-unknown"}[split] \
+                if recipe.id in HELDOUT_GENERATORS else split
+            _write_class(out / where / name, outputs)
+        log(f"{name}: trained {steps} steps and applied in {time.perf_counter() - started:.0f} s")
+
+
 def _write_class(folder: Path, crops: dict[str, np.ndarray]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, crop in crops.items():
@@ -128,17 +157,29 @@ def _write_class(folder: Path, crops: dict[str, np.ndarray]) -> None:
 
 def load_class_folders(data: Path, classes: list[str] | None = None) -> tuple[list[str], list[np.ndarray], np.ndarray]:
     """(class names, images uint8 (H, W, 3), labels). Class order: 'real' first, then sorted."""
+    classes, paths, labels = _class_files(data, classes)
+    return classes, [_rgb(p) for p in paths], labels
+
+
+def _class_files(data: Path, classes: list[str] | None) -> tuple[list[str], list[Path], np.ndarray]:
     found = sorted(p.name for p in Path(data).iterdir() if p.is_dir())
     if classes is None:
         classes = ([REAL] if REAL in found else []) + [c for c in found if c != REAL]
-    images, labels = [], []
+    paths, labels = [], []
     for label, name in enumerate(classes):
-        for path in sorted((Path(data) / name).glob("*.png")) + sorted((Path(data) / name).glob("*.jpg")):
-            images.append(_rgb(path))
-            labels.append(label)
-    if not images:
+        files = sorted((Path(data) / name).glob("*.png")) + sorted((Path(data) / name).glob("*.jpg"))
+        paths += files
+        labels += [label] * len(files)
+    if not paths:
         raise FileNotFoundError(f"no images in the class folders of {data}")
-    return classes, images, np.asarray(labels)
+    return classes, paths, np.asarray(labels)
+
+
+def validation_mask(paths: list[Path]) -> np.ndarray:
+    """Every VALIDATION_EVERY-th source photo (crops are named <photo>_<n>) is kept out of training."""
+    sources = [p.stem.rsplit("_", 1)[0] for p in paths]
+    order = {s: i for i, s in enumerate(sorted(set(sources)))}
+    return np.asarray([order[s] % VALIDATION_EVERY == VALIDATION_EVERY - 1 for s in sources])
 
 
 # -- perturbations ---------------------------------------------------------------------------------
@@ -205,6 +246,37 @@ class LowPassResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         smooth = F.conv2d(F.pad(x, [self.radius] * 4, mode="reflect"), self.kernel, groups=3)
         return (x - smooth) * 8.0  # residuals are small: rescale to the range the first layer expects
+
+
+def dct_matrix(n: int) -> torch.Tensor:
+    """Orthonormal DCT-II basis (n x n): the 2-D DCT of a patch P is D @ P @ D.T."""
+    k, i = torch.arange(n, dtype=torch.float64)[:, None], torch.arange(n, dtype=torch.float64)[None, :]
+    basis = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2 / n)
+    basis[0] /= math.sqrt(2)
+    return basis.float()
+
+
+class ArtifactSpectrumNet(nn.Module):
+    """ManiFPT-style: artifact a(x) = x - lowpass(x), represented by its log DCT magnitude, then an MLP.
+
+    Upsampling layers leave periodic artifacts; in the spectrum they sit at fixed frequencies
+    whatever the patch content or position, so a small classifier learns them from few samples.
+    """
+
+    def __init__(self, generators: int, sigma: float | None = 1.0, hidden: int = 96):
+        super().__init__()
+        self.artifact = LowPassResidual(sigma) if sigma else nn.Identity()  # None: artifacts come precomputed
+        self.register_buffer("dct", dct_matrix(PATCH))
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(3 * (PATCH // 2) ** 2, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, hidden), nn.ReLU())
+        self.synthetic = nn.Linear(hidden, 1)
+        self.generator = nn.Linear(hidden, generators)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spectrum = self.dct @ self.artifact(x) @ self.dct.T
+        log_magnitude = torch.log(spectrum.abs() + 1e-3)
+        features = self.body(F.avg_pool2d(log_magnitude, 2) + 3.0)  # 2x2 frequency bins, roughly centred
+        return log_probabilities(self.synthetic(features)[:, 0], self.generator(features))
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -300,8 +372,8 @@ def train_classifier(images: list[np.ndarray], labels: np.ndarray, n_classes: in
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     try:
-        model = FingerprintNet(n_classes - 1, settings.artifact_sigma if settings.kind == "manifpt" else None,
-                               settings.width)
+        model = (ArtifactSpectrumNet(n_classes - 1, settings.artifact_sigma) if settings.kind == "manifpt"
+                 else FingerprintNet(n_classes - 1, width=settings.width))
         optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, settings.learning_rate, total_steps=settings.steps)
         model.train()
@@ -381,14 +453,31 @@ def write_extractor(model: FingerprintNet, classes: list[str], settings: TrainSe
     return read_manifest(out / f"{name}.toml")
 
 
+def score_quantiles(log_probs: np.ndarray) -> list[float]:
+    """Quantiles of the fingerprint score 1 - (highest generator probability): LOW = a generator fits."""
+    scores = 1 - np.exp(log_probs)[:, 1:].max(axis=1)
+    return [round(float(q), 5) for q in np.quantile(scores, np.linspace(0, 1, CALIBRATION_QUANTILES))]
+
+
 def train_extractor(data: Path, out: Path, name: str, settings: TrainSettings,
                     unknown: Path | None = None, log=print) -> Manifest:
-    """Train on DATA/<class>/ images, export, calibrate the open-set threshold, write the manifest."""
-    classes, images, labels = load_class_folders(data)
+    """Train on DATA/<class>/ images, export, calibrate, write the manifest.
+
+    Calibration: one training photo in six (all its crops, every class) is held back; on those
+    images the score distribution of known generators' outputs (p_own) and of real photos (p_real) is
+    stored. The open-set threshold comes from ``unknown`` (generators never trained on).
+    """
+    classes, paths, labels = _class_files(data, None)
+    held_back = validation_mask(paths)
+    if held_back.all() or not held_back.any():
+        held_back = np.zeros(len(paths), bool)
+    images = [_rgb(p) for p in paths]
+    training_images = [im for im, v in zip(images, held_back) if not v]
     started = time.perf_counter()
-    model = train_classifier(images, labels, len(classes), settings, log)
+    model = train_classifier(training_images, labels[~held_back], len(classes), settings, log)
     seconds = time.perf_counter() - started
     training = {"folder": str(data), "images_per_class": {c: int((labels == i).sum()) for i, c in enumerate(classes)},
+                "held_back_for_calibration": int(held_back.sum()),
                 "split": "real: images/real/cbsd68 crops (calibration/training split); generators: the same "
                          "crops through each generator; sd1/sd2: first 60% of files",
                 "perturbations": "each p=0.3: resize 0.5-1.5x, blur sigma 0.3-1.5, noise 1-5/255, JPEG q60-100; "
@@ -397,15 +486,24 @@ def train_extractor(data: Path, out: Path, name: str, settings: TrainSettings,
     calibration = {"threshold": 1.0, "target_unknown_named": OPEN_SET_TARGET,
                    "method": "max-softmax over generator classes (mean log-probabilities over the patch grid)"}
     manifest = write_extractor(model, classes, settings, out, name, training, calibration)
+    extractor = load_extractor(manifest)
+    if held_back.any():
+        log_probs = predict_images(extractor, [im for im, v in zip(images, held_back) if v])
+        truth = labels[held_back]
+        calibration.update(
+            own_score_quantiles=score_quantiles(log_probs[truth > 0]),
+            real_score_quantiles=score_quantiles(log_probs[truth == 0]),
+            validation_accuracy=round(float(np.mean(log_probs.argmax(axis=1) == truth)), 4),
+            validation_images=int(held_back.sum()))
     if unknown is not None and unknown.is_dir():
-        extractor = load_extractor(manifest)
         unknown_classes, unknown_images, _ = load_class_folders(unknown)
         log_probs = predict_images(extractor, unknown_images)
         calibration.update(threshold=open_set_threshold(log_probs), unknown_generators=unknown_classes,
                            unknown_images=len(unknown_images),
-                           data=f"{unknown} (held-out generators' outputs on training-split photos)")
-        manifest = write_extractor(model, classes, settings, out, name, training, calibration)
-    log(f"{name}: trained in {seconds:.0f} s, threshold {calibration['threshold']:.3f}")
+                           unknown_data=f"{unknown} (held-out generators' outputs on training-split photos)")
+    manifest = write_extractor(model, classes, settings, out, name, training, calibration)
+    log(f"{name}: trained in {seconds:.0f} s, threshold {calibration['threshold']:.3f}, "
+        f"validation accuracy {calibration.get('validation_accuracy')}")
     return manifest
 
 
@@ -430,6 +528,49 @@ def false_naming_rate(extractor, data: Path) -> dict:
             "called_real": float(np.mean([r.predicted == REAL for r in readings]))}
 
 
+def _nearest_real_residual(patches: np.ndarray, bank: np.ndarray, bank_embedding: np.ndarray) -> np.ndarray:
+    """x - (nearest real patch in an 8x8 low-pass pixel embedding); patches (N, 3, P, P) in [0, 1]."""
+    embedding = patches.reshape(len(patches), 3, PATCH // 8, 8, PATCH // 8, 8).mean(axis=(3, 5)).reshape(len(patches), -1)
+    distances = ((embedding[:, None, :] - bank_embedding[None]) ** 2).sum(axis=2)
+    return (patches - bank[distances.argmin(axis=1)]) * 8.0
+
+
+def measure_projections(data: Path, steps: int = 300, log=print) -> dict:
+    """ManiFPT projection choice: closed-set accuracy (one centre patch, clean) of the artifact-spectrum
+    classifier for proj = Gaussian low-pass (sigma 1, 2) and proj = nearest real patch (bank: real
+    crops of the held-back training photos; classifier trained on the other photos)."""
+    classes, paths, labels = _class_files(data / "train", None)
+    held_back = validation_mask(paths)
+    images = [_rgb(p) for p in paths]
+    train_images = [im for im, v in zip(images, held_back) if not v]
+    train_labels = labels[~held_back]
+    bank = np.stack([images[i][r:r + PATCH, c:c + PATCH] for i in np.flatnonzero(held_back & (labels == 0))
+                     for r in (0, PATCH) for c in (0, PATCH)]).transpose(0, 3, 1, 2).astype(np.float32) / 255
+    bank_embedding = bank.reshape(len(bank), 3, PATCH // 8, 8, PATCH // 8, 8).mean(axis=(3, 5)).reshape(len(bank), -1)
+    _, test_images, test_labels = load_class_folders(data / "test", classes)
+    centre = np.stack([im[32:32 + PATCH, 32:32 + PATCH] for im in test_images]).transpose(0, 3, 1, 2)
+    centre = centre.astype(np.float32) / 255
+    results = {}
+    for option, sigma in (("lowpass sigma 1", 1.0), ("lowpass sigma 2", 2.0), ("nearest real patch", None)):
+        torch.manual_seed(0)
+        rng = np.random.default_rng(0)
+        model = ArtifactSpectrumNet(len(classes) - 1, sigma)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+        prepare = (lambda x: x) if sigma else (lambda x: torch.from_numpy(_nearest_real_residual(x.numpy(), bank,
+                                                                                             bank_embedding)))
+        for _ in range(steps):
+            x, y = _batch(train_images, train_labels, rng, 32)
+            loss = F.nll_loss(model(prepare(x)), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        with torch.no_grad():
+            predicted = model.eval()(prepare(torch.from_numpy(centre))).argmax(dim=1).numpy()
+        results[option] = round(float(np.mean(predicted == test_labels)), 4)
+        log(f"projection {option}: accuracy {results[option]:.3f} ({len(test_labels)} test patches, {steps} steps)")
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -437,6 +578,7 @@ def main(argv: list[str] | None = None) -> None:
     build.add_argument("--out", type=Path, required=True)
     build.add_argument("--home", type=Path, help="application home with the generators installed")
     build.add_argument("--generator", action="append", help="zoo id (default: taef2 and every demo-* manifest)")
+    build.add_argument("--standin-steps", type=int, help="also train the demo recipes this many steps as stand-ins")
     train = sub.add_parser("train", help="train one classifier, export ONNX + manifest")
     train.add_argument("--data", type=Path, required=True, help="folder with one sub-folder per class")
     train.add_argument("--unknown", type=Path, help="held-out generators' images for the open-set threshold")
@@ -444,13 +586,21 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--steps", type=int, default=TrainSettings.steps)
     train.add_argument("--out", type=Path, default=Path("model_zoo"))
     train.add_argument("--name", required=True)
+    measure = sub.add_parser("measure-projection", help="ManiFPT: compare projections onto the real manifold")
+    measure.add_argument("--data", type=Path, required=True, help="the dataset folder (with train/ and test/)")
+    measure.add_argument("--steps", type=int, default=300)
     args = parser.parse_args(argv)
-    if args.command == "build":
+    if args.command == "measure-projection":
+        torch.set_num_threads(THREADS)
+        measure_projections(args.data, args.steps)
+    elif args.command == "build":
         from forensics_app.core.zoo.store import Zoo
 
         zoo = Zoo(args.home)
         ids = args.generator or ["taef2"] + sorted(m for m in zoo.manifests() if m.startswith("demo-"))
         build_dataset(args.out, zoo, ids)
+        if args.standin_steps:
+            build_standin_classes(args.out, args.standin_steps)
     else:
         train_extractor(args.data, args.out, args.name, TrainSettings(kind=args.kind, steps=args.steps),
                         args.unknown)
