@@ -8,10 +8,12 @@ Negatives: the real crops; the crops passed through another autoencoder (a demon
 zoo when one is installed, otherwise a bilinear 2x down/up-sampled copy as a smooth stand-in); Stable
 Diffusion 1/2 outputs (made by a different VAE). "JPEG q90" re-saves both sides. The combination is
 the sum of the log scores (AUC is then independent of each score's scale), computed without any
-calibration. Speed: seconds per image for one candidate, both methods in the same run; inversion is
-timed at two step counts and its per-image time at the default budget is fixed cost + steps x per step
-(it is linear in the steps), to keep the benchmark short. Budget curve: the default inversion run
-against the same run with fewer steps, on the clean real/TAEF2 sets.
+calibration; decision rates apply the product's rule instead (installed calibrations, alpha 0.01; with
+both methods a model is consistent only when both readings are). Speed: seconds per image for one
+candidate, both methods in the same run; inversion is timed at two step counts and its per-image time
+at the default budget is fixed cost + steps x per step (it is linear in the steps), to keep the
+benchmark short. Budget curve: the default inversion run against the same run with fewer steps, on
+the clean real/TAEF2 sets.
 """
 
 from __future__ import annotations
@@ -29,15 +31,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, auc, crops, generated_images, held_out_photos, print_table, write_json  # noqa: E402
 
 from forensics_app.core.calibrate import jpeg_roundtrip, to_uint8  # noqa: E402
+from forensics_app.core.calibration import calibration_for, for_image  # noqa: E402
+from forensics_app.core.findings import CONSISTENT  # noqa: E402
 from forensics_app.core.imageprep import TilingSettings  # noqa: E402
 from forensics_app.core.jobs import NEVER_CANCELLED  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD as AEDR  # noqa: E402
 from forensics_app.core.methods.inversion import METHOD as INVERSION, SCORE_FORM, SCORE_FORMS, Inversion  # noqa: E402
+from forensics_app.core.pipeline import load_model_calibrations  # noqa: E402
+from forensics_app.core.verdict import reading_status  # noqa: E402
 from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
 from forensics_app.core.zoo.store import Zoo  # noqa: E402
 
 CANDIDATE = "taef2"
 SIDE = 128
+ALPHA = 0.01
 
 
 def run(method, rgb8: np.ndarray, model):
@@ -95,6 +102,30 @@ def accuracy_table(scores: dict, other_name: str) -> dict:
     return table
 
 
+def decision_rates(zoo: Zoo, scores: dict) -> dict:
+    """Share of each set attributed to the candidate at ALPHA: each method alone, and both agreeing."""
+    calibrations, source = load_model_calibrations(zoo.installed(CANDIDATE))
+    cals = {m: calibration_for(m, m.parameters, calibrations) for m in (AEDR, INVERSION)}
+    if None in cals.values():
+        print(f"\n(no matching aedr and inversion calibrations in {source}; decision rates skipped)")
+        return {}
+    keys = {AEDR: "aedr", INVERSION: f"inversion {SCORE_FORM}"}
+
+    def consistent(method, name: str) -> np.ndarray:
+        cal = for_image(cals[method], "JPEG" if "JPEG" in name else "PNG", ALPHA)  # as the pipeline does
+        return np.array([reading_status(cal.p_own(s), cal.p_real(s), ALPHA) == CONSISTENT
+                         for s in scores[name][keys[method]]])
+
+    rates = {}
+    for name in scores:
+        aedr, inversion = consistent(AEDR, name), consistent(INVERSION, name)
+        rates[name] = {"aedr": float(aedr.mean()), "inversion": float(inversion.mean()),
+                       "both agree": float((aedr & inversion).mean())}
+    print_table(f"Share attributed to {CANDIDATE} at alpha {ALPHA} ({source})", ["set", *next(iter(rates.values()))],
+                [[name, *r.values()] for name, r in rates.items()])
+    return rates
+
+
 def budget_curve(sets: dict, scores: dict, candidate, fewer_steps: list[int]) -> dict:
     curve = {}
     for steps in fewer_steps:
@@ -147,8 +178,9 @@ def main() -> None:
         candidate = OnnxAutoencoder(zoo.installed(CANDIDATE))
         sets, other_name = build_sets(zoo, candidate, 3 if args.quick else args.crops, args.seed)
         scores = score_all(sets, candidate)
-        result = {"auc": accuracy_table(scores, other_name), "other_autoencoder": other_name, "side": SIDE,
-                  "crops_per_set": len(sets["real"]), "inversion_parameters": INVERSION.parameters}
+        result = {"auc": accuracy_table(scores, other_name), "decision_rates": decision_rates(zoo, scores),
+                  "other_autoencoder": other_name, "side": SIDE, "crops_per_set": len(sets["real"]),
+                  "inversion_parameters": INVERSION.parameters, "scores": scores}
         if not args.quick:
             result["budget_auc"] = budget_curve(sets, scores, candidate, [5, 10])
         result["seconds"] = seconds_per_image(candidate, [256] if args.quick else [256, 512], (2, 4))
