@@ -72,7 +72,7 @@ def cmd_zoo_import(args) -> int:
 
 def cmd_zoo_calibrate(args) -> int:
     from forensics_app.core.calibrate import CalibrationPlan, build_calibrations
-    from forensics_app.core.calibration import save_calibrations
+    from forensics_app.core.calibration import load_calibrations, save_calibrations
     from forensics_app.core.methods import all_methods, get_method
     from forensics_app.core.zoo.autoencoder import OnnxAutoencoder
 
@@ -95,7 +95,8 @@ def cmd_zoo_calibrate(args) -> int:
     for c in calibrations:
         c.data["model_hash"] = model.model_hash
     out = Path(args.out) if args.out else model.calibration_folder() / "calibration.json"
-    save_calibrations(out, calibrations)
+    kept = load_calibrations(out) if out.exists() else {}  # methods not re-calibrated now stay as they were
+    save_calibrations(out, list((kept | {c.method: c for c in calibrations}).values()))
     for c in calibrations:
         rates = c.error_rates(args.alpha)
         _print(f"{c.method}: {len(c.own_scores)} own / {len(c.real_scores)} real samples; at alpha={args.alpha}: "

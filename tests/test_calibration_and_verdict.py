@@ -126,3 +126,21 @@ def test_calibration_records_which_samples_were_compressed(taef2):
     (cal,) = build_calibrations(taef2, [METHOD], REAL_CALIBRATION, plan=plan, max_images=3)
     assert len(cal.real_scores) == len(cal.real_lossy) == 6 and len(cal.own_lossy) == 6
     assert cal.data["real"]["images"] == 3 and "own outputs" not in cal.data
+
+
+def test_local_calibration_overrides_the_shipped_one_per_method(installed_zoo, tmp_path):
+    import shutil
+
+    from forensics_app.core.pipeline import load_model_calibrations
+    from forensics_app.core.zoo.store import Zoo
+
+    zoo = Zoo(tmp_path / "home")
+    shutil.copytree(installed_zoo.root / "taef2", zoo.root / "taef2")
+    model = zoo.installed("taef2")
+    local = make_calibration()
+    local.model, local.method = "taef2", "reconstruction"
+    save_calibrations(model.calibration_folder() / "calibration.json", [local])
+    calibrations, source = load_model_calibrations(model)
+    assert np.array_equal(calibrations["reconstruction"].own_scores, local.own_scores)
+    assert len(calibrations["aedr"].own_scores) >= 200  # still the shipped one
+    assert "(reconstruction)" in source and "shipped default" in source

@@ -60,14 +60,17 @@ class LoadedModel:
 
 
 def load_model_calibrations(model: InstalledModel) -> tuple[dict[str, Calibration], str]:
-    """Calibration made on this machine if any, else the default shipped with the manifest."""
-    local = model.calibration_folder() / "calibration.json"
-    if local.exists():
-        return load_calibrations(local), str(local)
-    shipped = model.manifest.shipped_calibration
-    if shipped is not None:
-        return load_calibrations(shipped), f"shipped default ({shipped.name})"
-    return {}, "none"
+    """Per method: the calibration made on this machine if any, else the default shipped with the manifest."""
+    shipped_path = model.manifest.shipped_calibration
+    local_path = model.calibration_folder() / "calibration.json"
+    shipped = load_calibrations(shipped_path) if shipped_path is not None else {}
+    local = load_calibrations(local_path) if local_path.exists() else {}
+    sources = []
+    if local:
+        sources.append(f"{local_path} ({', '.join(sorted(local))})")
+    if set(shipped) - set(local):
+        sources.append(f"shipped default {shipped_path.name} ({', '.join(sorted(set(shipped) - set(local)))})")
+    return shipped | local, "; ".join(sources) or "none"
 
 
 StoredResult = Callable[[str, LoadedModel, object], MethodResult | None]
