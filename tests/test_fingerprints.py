@@ -110,12 +110,18 @@ SHIPPED = shipped_extractors()
 
 @pytest.mark.skipif(not SHIPPED, reason="no extractor shipped in model_zoo")
 @pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_shipped_extractor_recognises_taef2_output(name, taef2):
+def test_shipped_extractor_loads_and_reads_held_out_images_sanely(name):
+    from forensics_app.train.fingerprints import GENERATED, SAMPLE_TRAIN_FRACTION
+
     extractor = find_extractor(name)
-    assert extractor.classes[0] == REAL and "taef2" in extractor.classes
-    photo = real_crop("monarch.png", 128, y=128, x=256).astype(np.float32) / 255
-    decoded = np.round(taef2.reconstruct(photo) * 255) / 255
-    on_photo, on_decoded = extractor.read(photo), extractor.read(decoded)
-    index = extractor.classes.index("taef2")
-    assert on_decoded.predicted == "taef2"
-    assert on_decoded.probabilities[index] > on_photo.probabilities[index]
+    assert extractor.classes[0] == REAL and {"taef2", "sd2"} <= set(extractor.classes)
+    assert 0 < extractor.threshold <= 1 and len(extractor.calibration["unknown_generators"]) == 2
+    photo = real_crop("baboon.png", 256).astype(np.float32) / 255
+    on_photo = extractor.read(photo)
+    assert on_photo.patches == 16 and sum(on_photo.probabilities) == pytest.approx(1, abs=1e-5)
+    assert on_photo.named is None  # a held-out real photo: no generator is named
+    assert extractor.read(photo) == on_photo
+    sd2 = sorted((GENERATED / "sd2").glob("*.png"))
+    held_out = sd2[int(len(sd2) * SAMPLE_TRAIN_FRACTION)]  # first file of SD2's test share
+    sample = np.asarray(Image.open(held_out).convert("RGB"))[:256, :256].astype(np.float32) / 255
+    assert extractor.read(sample).predicted == "sd2"

@@ -78,19 +78,21 @@ class Extractor:
         return session_provider(self._session)
 
     def mean_log_probs(self, rgb01: np.ndarray) -> np.ndarray:
-        patches = patch_grid(rgb01)
-        log_probs = self._session.run(None, {self._session.get_inputs()[0].name: patches})[0]
-        return log_probs.mean(axis=0)
+        return self._patch_log_probs(patch_grid(rgb01)).mean(axis=0)
+
+    def _patch_log_probs(self, patches: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._session.get_inputs()[0].name: patches})[0]
 
     def read(self, rgb01: np.ndarray) -> FingerprintReading:
-        log_probs = self.mean_log_probs(rgb01)
+        patches = patch_grid(rgb01)
+        log_probs = self._patch_log_probs(patches).mean(axis=0)
         probs = np.exp(log_probs - log_probs.max())
         probs = probs / probs.sum()
         best = int(probs.argmax())
         generator_probability = float(probs[1:].max())
         named = self.classes[best] if best > 0 and generator_probability >= self.threshold else None
         return FingerprintReading(self.classes, tuple(float(p) for p in probs), self.classes[best], named,
-                                  generator_probability, self.threshold, len(patch_grid(rgb01)))
+                                  generator_probability, self.threshold, len(patches))
 
 
 def _fraction_below(quantiles: list[float], score: float) -> float:
