@@ -29,7 +29,7 @@ from common import SHARED, crops, held_out_photos, print_table, write_json  # no
 from forensics_app.core.evidence import sha256_of_file  # noqa: E402
 from forensics_app.core.findings import FailedImage  # noqa: E402
 from forensics_app.core.pipeline import AnalysisSettings, Engine, analyse_paths  # noqa: E402
-from forensics_app.core.report import ReportInput, calibrations_in_use, write_pdf  # noqa: E402
+from forensics_app.core.report import ReportInput, write_pdf  # noqa: E402
 from forensics_app.core.zoo.store import Zoo  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def main() -> None:
             Image.fromarray(rgb).save(path)
             findings.append(replace(done[i % len(done)], path=path, sha256=sha256_of_file(path)))
         report = ReportInput({"case_name": "Benchmark", "examiner": "benchmarks/report_speed.py"}, findings,
-                             [], engine.run_info(), calibrations_in_use(engine))
+                             [], engine.run_info(), engine.calibrations_in_use())
 
         start = time.perf_counter()
         written = write_pdf(report, tmp / "report.pdf")

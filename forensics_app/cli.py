@@ -162,11 +162,11 @@ def cmd_analyze(args) -> int:
     _print(f"\n{len(batch.results) - len(batch.failures)} analysed, {len(batch.failures)} failed; "
            f"provider {', '.join(info['providers'])}; false-attribution rate {args.alpha:g}")
     if args.json or args.pdf:
-        from forensics_app.core.report import ReportInput, calibrations_in_use
+        from forensics_app.core.report import ReportInput
 
         findings = [r for r in batch.results if not isinstance(r, FailedImage)]
         case_meta = {k: v for k, v in (("case_name", args.case_name), ("examiner", args.examiner)) if v}
-        report = ReportInput(case_meta, findings, batch.failures, info, calibrations_in_use(engine),
+        report = ReportInput(case_meta, findings, batch.failures, info, engine.calibrations_in_use(),
                              cancelled=batch.cancelled)
         _write_report(report, args.pdf, args.json)
     return EXIT_SOME_FAILED if batch.failures else EXIT_OK

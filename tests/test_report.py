@@ -17,7 +17,7 @@ from forensics_app.core.colormaps import colourise, map_display_range
 from forensics_app.core.findings import FailedImage
 from forensics_app.core.methods import get_method
 from forensics_app.core.pipeline import AnalysisSettings, Engine, analyse_paths
-from forensics_app.core.report import ReportInput, calibrations_in_use, write_pdf
+from forensics_app.core.report import ReportInput, write_pdf
 from forensics_app.core.report.figures import heatmap_image
 from forensics_app.core.report.pdf import VERDICT_TITLES
 from forensics_app.core.report.verify import verify_document
@@ -66,7 +66,7 @@ def report(engine, evidence, tmp_path_factory):
     batch = analyse_paths(engine, [*evidence, missing])
     findings = [r for r in batch.results if not isinstance(r, FailedImage)]
     return ReportInput({"case_name": "Test case", "examiner": "A. Examiner"}, findings, batch.failures,
-                       engine.run_info(), calibrations_in_use(engine))
+                       engine.run_info(), engine.calibrations_in_use())
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_verify_passes_untouched_and_reports_a_changed_evidence_file(report_zoo,
     paths = [save_png(real_crop("bridge.png", side=64), tmp_path / "bridge.png"),
              save_png(real_crop("baboon.png", side=64, y=64), tmp_path / "baboon.png")]
     batch = analyse_paths(engine, paths)
-    doc = ReportInput({"case_name": "v"}, batch.results, [], engine.run_info(), calibrations_in_use(engine)).document()
+    doc = ReportInput({"case_name": "v"}, batch.results, [], engine.run_info(), engine.calibrations_in_use()).document()
     findings_json = tmp_path / "findings.json"
     findings_json.write_text(json.dumps(doc), encoding="utf-8")
     home = str(report_zoo.home)

@@ -99,6 +99,16 @@ class Engine:
             self.models.append(LoadedModel(installed, OnnxAutoencoder(installed, sessions), calibrations, source))
         self.extractors = [find_extractor(name, [zoo.home / "extractors"], sessions) for name in settings.extractors]
 
+    def calibrations_in_use(self) -> dict[tuple[str, str], Calibration]:
+        """The calibration each (model, method) reading is compared with (before the per-image condition)."""
+        used = {}
+        for loaded in self.models:
+            for method in self.methods:
+                cal = calibration_for(method, method.parameters, loaded.calibrations)
+                if cal is not None:
+                    used[(loaded.id, method.name)] = cal
+        return used
+
     def run_info(self) -> dict:
         import numpy
         import onnxruntime

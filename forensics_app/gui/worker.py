@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QThread, Signal
 
-from forensics_app.core.calibration import Calibration, calibration_for
+from forensics_app.core.calibration import Calibration
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import load_evidence
 from forensics_app.core.findings import ImageFindings
@@ -120,7 +120,7 @@ class AnalysisWorker(QThread):
             # the window keeps display-level copies only: full maps and R(x) of a big batch would not fit
             findings.maps.clear()
             findings.reconstructions.clear()
-            result = AnalysedImage(findings, display, _calibrations_used(engine), _map_units(engine))
+            result = AnalysedImage(findings, display, engine.calibrations_in_use(), _map_units(engine))
         except Cancelled:
             self.item_cancelled.emit(item_id)
         except ForensicsError as exc:
@@ -146,16 +146,6 @@ class AnalysisWorker(QThread):
                           f"({', '.join(engine.run_info()['providers'])}); "
                           f"false-attribution rate {engine.settings.alpha:g}.")
         return self._engine
-
-
-def _calibrations_used(engine: Engine) -> dict[tuple[str, str], Calibration]:
-    found = {}
-    for model in engine.models:
-        for method in engine.methods:
-            cal = calibration_for(method, method.parameters, model.calibrations)
-            if cal is not None:
-                found[(model.id, method.name)] = cal
-    return found
 
 
 def _map_units(engine: Engine) -> dict[str, str]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QHeaderView, \
-    QMessageBox, QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QHeaderView, QMessageBox,
+                               QPlainTextEdit, QPushButton, QTableWidgetItem, QVBoxLayout)
 
 from forensics_app.core.pipeline import load_model_calibrations
 from forensics_app.core.zoo.store import Zoo
+from forensics_app.gui.tables import read_only_table
 from forensics_app.gui.tasks import BackgroundTask
 
 COLUMNS = ("Id", "Name", "Installed", "Calibration", "Licence", "Used by")
@@ -24,15 +25,8 @@ class ZooDialog(QDialog):
         self.resize(1100, 480)
         self.zoo = zoo
         self.task: BackgroundTask | None = None
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.Stretch)
-        self.table.setWordWrap(True)  # "used by" wraps within the dialog
+        self.table = read_only_table(COLUMNS)
+        self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.Stretch)  # "used by" wraps
         self.output = QPlainTextEdit(readOnly=True)
         self.output.setMaximumBlockCount(2000)
         self.install_button = QPushButton("Install from mirror folder...")

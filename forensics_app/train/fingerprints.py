@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import math
 import time
 import warnings

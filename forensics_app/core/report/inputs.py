@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from forensics_app.core.calibration import Calibration, calibration_for
+from forensics_app.core.calibration import Calibration
 from forensics_app.core.findings import FailedImage, ImageFindings
 from forensics_app.core.report_json import (
     calibrations_from_document, findings_document, item_key, item_runs_from_document, results_from_document)
@@ -48,17 +48,6 @@ class ReportInput:
         return cls({**doc.get("case", {}), **(case_meta or {})}, findings, failures, doc["run"],
                    calibrations_from_document(doc), doc.get("created"), item_runs_from_document(doc),
                    doc.get("notes", {}), bool(doc.get("cancelled")))
-
-
-def calibrations_in_use(engine) -> dict[tuple[str, str], Calibration]:
-    """The calibration each (model, method) reading of this engine was compared with."""
-    used = {}
-    for loaded in engine.models:
-        for method in engine.methods:
-            cal = calibration_for(method, method.parameters, loaded.calibrations)
-            if cal is not None:
-                used[(loaded.id, method.name)] = cal
-    return used
 
 
 def calibrations_matching(findings: list[ImageFindings], zoo) -> dict[tuple[str, str], Calibration]:

@@ -226,7 +226,6 @@ def _check_image(image: dict, run: dict, engines: dict, zoo, rel_tol: float, res
 
 def _check_calibrations(doc: dict, engines: dict, result: Verification) -> None:
     """Recorded calibrations against the ones installed now (a changed calibration changes p-values)."""
-    from forensics_app.core.report.inputs import calibrations_in_use
 
     recorded = calibrations_from_document(doc)
     if not recorded:
@@ -234,7 +233,7 @@ def _check_calibrations(doc: dict, engines: dict, result: Verification) -> None:
     installed = {}
     for engine in engines.values():
         if engine is not None:
-            installed.update(calibrations_in_use(engine))
+            installed.update(engine.calibrations_in_use())
     for pair, cal in sorted(recorded.items()):
         now = installed.get(pair)
         if now is None:
