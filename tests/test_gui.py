@@ -245,9 +245,15 @@ def test_window_layout_is_remembered(qtbot, gui_home, tmp_path):
     second.close()
 
 
+def select_zoo_row(dialog, model_id: str) -> list[str]:
+    ids = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
+    dialog.table.selectRow(ids.index(model_id))
+    return [dialog.table.item(ids.index(model_id), c).text() for c in range(3)]
+
+
 def test_zoo_manager_lists_installed_models_and_verifies_hashes(qtbot, window):
     dialog = window.open_zoo_manager()
-    row = [dialog.table.item(0, c).text() for c in range(3)]
+    row = select_zoo_row(dialog, "taef2")
     assert row[0] == "taef2" and row[2] == "yes"
     dialog.verify_selected()
     qtbot.waitUntil(lambda: "OK (weights and ONNX files match" in dialog.output.toPlainText(), timeout=WAIT_MS)
@@ -257,6 +263,7 @@ def test_zoo_manager_lists_installed_models_and_verifies_hashes(qtbot, window):
 def test_zoo_manager_reports_a_failed_install(qtbot, tmp_path):
     window = open_window(qtbot, tmp_path / "home", tmp_path)
     dialog = window.open_zoo_manager()
+    select_zoo_row(dialog, "taef2")  # its weights are not shipped: an empty mirror cannot provide them
     (tmp_path / "empty-mirror").mkdir()
     dialog.install_selected(tmp_path / "empty-mirror")
     qtbot.waitUntil(lambda: "Failed:" in dialog.output.toPlainText(), timeout=WAIT_MS)
