@@ -92,7 +92,7 @@ def test_pth_holding_a_pickled_object_is_refused(tmp_path, capsys):
 
 def test_plain_pickle_is_refused(tmp_path):
     path = tmp_path / "plain.pth"
-    path.write_bytes(pickle.dumps({"a": [1, 2, 3]}))
+    path.write_bytes(pickle.dumps({"a": [1, 2, 3]}, protocol=2))
     with pytest.raises(ZooError):
         load_state_dict(path)
 
