@@ -91,18 +91,16 @@ class Recipe:
         return DemoAutoencoder(**architecture_kwargs(self.architecture))
 
 
-# Group norm normalises over the whole image, so those recipes train on larger patches (same pixels
-# per step) to keep their statistics closer to full images. Factor-8 recipes get more steps.
+# Factor-8 recipes get more steps: their decoders have a third upsampling stage to learn.
 RECIPES = (
     Recipe("demo-ae-01", 1, "transposed", "none", "relu", 8, 2, seed=101),
     Recipe("demo-ae-02", 2, "nearest_conv", "batch", "relu", 10, 2, seed=102),
     Recipe("demo-ae-03", 3, "bilinear_conv", "none", "silu", 16, 3, seed=103, steps=6000),
-    Recipe("demo-ae-04", 4, "pixel_shuffle", "group", "gelu", 12, 2, seed=104, batch_size=2, patch_size=96),
+    Recipe("demo-ae-04", 4, "pixel_shuffle", "group", "gelu", 12, 2, seed=104),
     Recipe("demo-ae-05", 5, "transposed", "batch", "leaky_relu", 16, 3, seed=105, adversarial_weight=1e-3,
            steps=6000),
     Recipe("demo-ae-06", 6, "pixel_shuffle", "batch", "relu", 8, 2, seed=106, adversarial_weight=1e-3),
-    Recipe("demo-ae-07", 7, "nearest_conv", "group", "silu", 16, 3, seed=107, batch_size=2, patch_size=96,
-           steps=6000),
+    Recipe("demo-ae-07", 7, "nearest_conv", "group", "silu", 8, 2, seed=107),
     Recipe("demo-ae-08", 8, "bilinear_conv", "none", "leaky_relu", 6, 2, seed=108, adversarial_weight=1e-3),
 )
 
