@@ -107,11 +107,12 @@ def cmd_zoo_calibrate(args) -> int:
 
 # -- analyze -----------------------------------------------------------------------------------
 def _collect(paths: list[str]) -> list[Path]:
-    from forensics_app.core.calibrate import list_images
+    """Folders walked by the intake's file filter; anything else is kept, so intake explains its refusal."""
+    from forensics_app.core.evidence import iter_image_files
 
     out = []
     for p in map(Path, paths):
-        out.extend(list_images(p) if p.is_dir() else [p])
+        out.extend(iter_image_files([p])[0] if p.is_dir() else [p])
     return out
 
 

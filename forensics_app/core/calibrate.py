@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from forensics_app.core.calibration import Calibration
-from forensics_app.core.evidence import load_evidence
+from forensics_app.core.evidence import iter_image_files, load_evidence
 from forensics_app.core.imageprep import TilingSettings, from_model_range, to_model_range
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
 
@@ -62,19 +62,14 @@ def own_output(autoencoder, rgb8: np.ndarray, perturb: bool, plan: CalibrationPl
     return to_uint8(from_model_range(autoencoder.decode(latent), pixel_range))
 
 
-def list_images(folder: Path) -> list[Path]:
-    suffixes = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
-
-
 def build_calibrations(autoencoder, methods, real_dir: Path, generated_dir: Path | None = None,
                        plan: CalibrationPlan = CalibrationPlan(), max_images: int | None = None,
                        tiling: TilingSettings = TilingSettings(), progress: ProgressCallback = no_progress,
                        cancel: CancelToken = NEVER_CANCELLED) -> list[Calibration]:
     rng = np.random.default_rng(plan.seed)
     factor = autoencoder.manifest.spatial_factor
-    real_files = list_images(real_dir)[:max_images]
-    generated_files = list_images(generated_dir)[:max_images] if generated_dir else []
+    real_files = iter_image_files([real_dir])[0][:max_images]
+    generated_files = iter_image_files([generated_dir])[0][:max_images] if generated_dir else []
 
     real_samples, own_samples = [], []
     for path in real_files:

@@ -73,10 +73,6 @@ def findings_document(results: list[ImageFindings | FailedImage], run_info: dict
     return doc
 
 
-def batch_to_json(batch, run_info: dict, calibrations: dict[tuple[str, str], Calibration] | None = None) -> dict:
-    return findings_document(batch.results, run_info, calibrations=calibrations, cancelled=batch.cancelled)
-
-
 def read_findings_document(path: Path) -> dict:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
