@@ -116,3 +116,33 @@ def test_cli_calibrates_only_the_methods_asked_for(installed_zoo, tmp_path):
     assert main(["--home", str(installed_zoo.home), "zoo", "calibrate", "taef2", "--real", str(REAL_CALIBRATION),
                  "--max-images", "1", "--crops", "1", "--method", "reconstruction", "--out", str(out)]) == 0
     assert set(load_calibrations(out)) == {"reconstruction"}
+
+
+def test_random_starts_keep_the_best_restart_and_score_its_final_loss(taef2):
+    """The no-encoder (GAN) path: seeded draws of the prior, the best of them kept, final loss as score."""
+    image = rgb01(real_crop("pepper.png", 64))
+    one, three = (Inversion(steps=3, start="random", restarts=n).run(image, taef2, TilingSettings(), CancelToken())
+                  for n in (1, 3))
+    for result in (one, three):
+        assert result.parameters["start_used"] == "random" and result.parameters["score_form"] == "final"
+        assert result.score == result.components["final_loss"]
+    assert three.score <= one.score  # the first draw of three is the single draw
+    again = Inversion(steps=3, start="random", restarts=3).run(image, taef2, TilingSettings(), CancelToken())
+    assert again.score == three.score
+    other_seed = Inversion(steps=3, start="random", restarts=3, seed=1).run(image, taef2, TilingSettings(), CancelToken())
+    assert other_seed.score != three.score
+
+
+def test_random_start_progress_covers_every_restart(taef2):
+    reported = []
+    Inversion(steps=2, start="random", restarts=2).run(rgb01(real_crop("pepper.png", 64)), taef2, TilingSettings(),
+                                                       CancelToken(), reported.append)
+    assert [p.fraction for p in reported] == [0.25, 0.5, 0.75, 1.0]
+    assert reported[-1].message.startswith("start 2/2")
+
+
+def test_encoder_models_start_from_the_encoder_by_default(taef2):
+    result = FEW_STEPS.run(rgb01(real_crop("pepper.png", 64)), taef2, TilingSettings(), CancelToken())
+    assert result.parameters["start_used"] == "encoder" and result.parameters["score_form"] == "relative"
+    with pytest.raises(ValueError):
+        Inversion(start="gradient-free")

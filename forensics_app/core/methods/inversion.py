@@ -15,7 +15,13 @@ one thread: on a busy 2-core machine two torch threads were 4x slower than one (
 other), and a fixed thread count keeps results reproducible to the last digit.
 Images larger than ``max_side`` on a side are analysed on their centred ``max_side`` square (tiles
 would multiply the cost); the region is recorded with the result and the map is zero outside it.
-Generators without an encoder (GANs: random restarts of z) are not supported: the zoo has none yet.
+
+Generators without an encoder (GANs) have no E(x) to start from: the optimisation then starts from
+``restarts`` seeded draws of the prior z ~ N(0, I) (latent channels read from the decoder's first
+layer, spatial size from the model's factor) and keeps the best restart (RONAN). With a random start
+the initial loss only measures the draw, so that path's score is the final loss itself. ``start``
+chooses: "auto" (the encoder when the model has one), "encoder" or "random" (which the benchmark also
+runs on autoencoders, to measure what the no-encoder path costs and loses).
 """
 
 from __future__ import annotations
@@ -54,7 +60,19 @@ def centred_square(height: int, width: int, max_side: int, factor: int) -> tuple
 
 # Score forms measured by benchmarks/inversion.py; the product uses SCORE_FORM.
 SCORE_FORMS = {"final": lambda c: c["final_loss"], "relative": lambda c: c["relative_loss"]}
-SCORE_FORM = "relative"
+SCORE_FORM = "relative"  # from the encoder's start
+RANDOM_START_SCORE_FORM = "final"  # a random start's initial loss measures only the draw
+STARTS = ("auto", "encoder", "random")
+
+
+def latent_channels(decoder) -> int:
+    """Channels the decoder takes: those of its first convolution."""
+    from torch import nn
+
+    first = next((m for m in decoder.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))), None)
+    if first is None:
+        raise ValueError("the decoder has no convolution to read its latent channels from")
+    return first.in_channels
 
 
 class Inversion:
@@ -72,21 +90,29 @@ class Inversion:
     map_titles = {"inversion_residual": "|D(z*) - x|: what the best latent found could not reproduce"}
 
     def __init__(self, steps: int = 20, learning_rate: float = 0.03, stop_window: int = 10,
-                 stop_tolerance: float = 0.01, max_side: int = 512, max_seconds: float = 600.0, threads: int = 1):
-        self.steps = steps  # decoder evaluations, the first at the encoder's latent
+                 stop_tolerance: float = 0.01, max_side: int = 512, max_seconds: float = 600.0, threads: int = 1,
+                 start: str = "auto", restarts: int = 4, seed: int = 0):
+        if start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}")
+        self.steps = steps  # decoder evaluations per start, the first at the start latent
         self.learning_rate = learning_rate
         self.stop_window = stop_window  # early stop: relative loss drop over this many steps ...
         self.stop_tolerance = stop_tolerance  # ... below this
         self.max_side = max_side
         self.max_seconds = max_seconds  # safety cap; a capped run says so in its parameters
         self.threads = threads
+        self.start = start
+        self.restarts = restarts  # random starts only
+        self.seed = seed  # of the random starts
 
     @property
     def parameters(self) -> dict:
         """What changes the score (calibrations must match it); time cap and threads do not, unless hit."""
+        random_start = ({"restarts": self.restarts, "seed": self.seed, "random_start_score_form": RANDOM_START_SCORE_FORM}
+                        if self.start != "encoder" else {})
         return {"score_form": SCORE_FORM, "steps": self.steps, "learning_rate": self.learning_rate, "optimizer": "adam",
-                "start": "encoder", "stop_window": self.stop_window, "stop_tolerance": self.stop_tolerance,
-                "max_side": self.max_side, "large_images": "centred max_side square"}
+                "start": self.start, "stop_window": self.stop_window, "stop_tolerance": self.stop_tolerance,
+                "max_side": self.max_side, "large_images": "centred max_side square"} | random_start
 
     def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken,
             progress: ProgressCallback = no_progress) -> MethodResult:
@@ -94,49 +120,73 @@ class Inversion:
 
         from forensics_app.core.zoo.torch_models import torch_autoencoder
 
-        start = time.perf_counter()
+        started = time.perf_counter()
         manifest = model.manifest
         lo, hi = manifest.pixel_range
         height, width = rgb01.shape[:2]
         y, x, h, w = centred_square(height, width, self.max_side, manifest.spatial_factor)
         encoder, decoder = torch_autoencoder(model.model)
+        start = self.start if self.start != "auto" else ("encoder" if encoder is not None else "random")
+        if start == "encoder" and encoder is None:
+            raise ValueError(f"{manifest.id} has no encoder: inversion can only start from random latents")
         with torch_settings(self.threads):
             target = torch.from_numpy(to_model_range(rgb01[y:y + h, x:x + w], (lo, hi)))
             target = target.contiguous(memory_format=torch.channels_last)
-            with torch.no_grad():
-                latent = encoder(target)
-            latent.requires_grad_(True)
-            optimizer = torch.optim.Adam([latent], lr=self.learning_rate)
-            losses: list[float] = []
-            best_loss, best_output, stopped_by = float("inf"), None, "steps"
-            for step in range(self.steps):
-                cancel.raise_if_cancelled()
-                output = decoder(latent).clamp(lo, hi)  # clipped, as any saved image of the generator is
-                loss = torch.mean((output - target) ** 2)
-                losses.append(loss.item())
-                if losses[-1] < best_loss:
-                    best_loss, best_output = losses[-1], output.detach()
-                progress(Progress((step + 1) / self.steps, f"step {step + 1}/{self.steps}, loss {losses[-1]:.3g}"))
-                if self._stalled(losses):
-                    stopped_by = "no further improvement"
-                    break
-                if time.perf_counter() - start > self.max_seconds:
-                    stopped_by = "time cap"
-                    break
-                if step == self.steps - 1:
-                    break  # a last update would never be evaluated
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            if start == "encoder":
+                with torch.no_grad():
+                    starts = [encoder(target)]
+            else:
+                draws = torch.Generator().manual_seed(self.seed)
+                shape = (1, latent_channels(decoder), h // manifest.spatial_factor, w // manifest.spatial_factor)
+                starts = [torch.randn(shape, generator=draws) for _ in range(self.restarts)]
+            runs = []
+            for index, latent in enumerate(starts):
+                def start_progress(p: Progress, index=index) -> None:
+                    progress(Progress((index + p.fraction) / len(starts),
+                                      p.message if len(starts) == 1 else f"start {index + 1}/{len(starts)}, {p.message}"))
+
+                runs.append(self._descend(latent, decoder, target, (lo, hi), started, cancel, start_progress))
+        losses, best_loss, best_output, stopped_by = min(runs, key=lambda r: r[1])
         residual = np.zeros((height, width), np.float32)
         residual[y:y + h, x:x + w] = (best_output - target).abs().mean(dim=1)[0].numpy()
         components = {"initial_loss": losses[0], "final_loss": best_loss,
                       "relative_loss": best_loss / max(losses[0], 1e-12), "steps_run": float(len(losses))}
-        parameters = self.parameters | {"region": {"x": x, "y": y, "width": w, "height": h},
-                                        "stopped_by": stopped_by, "max_seconds": self.max_seconds}
-        return MethodResult(self.name, self.version, model.id, SCORE_FORMS[SCORE_FORM](components), components,
+        form = SCORE_FORM if start == "encoder" else RANDOM_START_SCORE_FORM
+        parameters = self.parameters | {"region": {"x": x, "y": y, "width": w, "height": h}, "start_used": start,
+                                        "score_form": form, "stopped_by": stopped_by, "max_seconds": self.max_seconds}
+        return MethodResult(self.name, self.version, model.id, SCORE_FORMS[form](components), components,
                             {"inversion_residual": residual}, provider="torch CPU", parameters=parameters,
-                            seconds=time.perf_counter() - start)
+                            seconds=time.perf_counter() - started)
+
+    def _descend(self, latent, decoder, target, pixel_range, started: float, cancel: CancelToken,
+                 progress: ProgressCallback) -> tuple[list[float], float, object, str]:
+        """Adam on one start latent: (losses per step, lowest loss, its output, why it stopped)."""
+        import torch
+
+        latent = latent.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([latent], lr=self.learning_rate)
+        losses: list[float] = []
+        best_loss, best_output, stopped_by = float("inf"), None, "steps"
+        for step in range(self.steps):
+            cancel.raise_if_cancelled()
+            output = decoder(latent).clamp(*pixel_range)  # clipped, as any saved image of the generator is
+            loss = torch.mean((output - target) ** 2)
+            losses.append(loss.item())
+            if losses[-1] < best_loss:
+                best_loss, best_output = losses[-1], output.detach()
+            progress(Progress((step + 1) / self.steps, f"step {step + 1}/{self.steps}, loss {losses[-1]:.3g}"))
+            if self._stalled(losses):
+                stopped_by = "no further improvement"
+                break
+            if time.perf_counter() - started > self.max_seconds:
+                stopped_by = "time cap"
+                break
+            if step == self.steps - 1:
+                break  # a last update would never be evaluated
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return losses, best_loss, best_output, stopped_by
 
     def _stalled(self, losses: list[float]) -> bool:
         if len(losses) <= self.stop_window:

@@ -26,7 +26,7 @@ def torch_autoencoder(installed: InstalledModel) -> tuple:
     with _lock:
         if key not in _built:
             encoder, decoder = build_autoencoder(installed.manifest.architecture, installed.weight_paths())
-            for module in (encoder, decoder):
+            for module in filter(None, (encoder, decoder)):
                 module.requires_grad_(False).to(memory_format=torch.channels_last)
             _built[key] = (encoder, decoder)
         return _built[key]

@@ -1,7 +1,8 @@
 """Architectures the zoo can build, one module per builder name.
 
 Each module exposes ``build(arch: dict, weight_files: dict[str, Path]) -> (encoder, decoder)``:
-torch modules with weights loaded, in eval mode. The encoder maps an image in the manifest's
+torch modules with weights loaded, in eval mode; the encoder is None for a generator that has none
+(a GAN: only input inversion from random starts applies to it). The encoder maps an image in the manifest's
 pixel range (N, 3, H, W) to a latent; the decoder maps a latent back to the pixel range.
 Adding an architecture is adding a module here and naming it in a manifest's ``builder``.
 """
@@ -21,4 +22,4 @@ def build_autoencoder(arch: dict, weight_files: dict[str, Path]):
     except ModuleNotFoundError:
         raise ZooError(f"Unknown architecture builder {name!r} in the manifest.") from None
     encoder, decoder = module.build(arch, weight_files)
-    return encoder.eval(), decoder.eval()
+    return (encoder.eval() if encoder is not None else None), decoder.eval()
