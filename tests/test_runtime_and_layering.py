@@ -33,6 +33,17 @@ def test_cuda_probe_prints_nothing():
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
 
 
+def test_probing_from_several_threads_at_once_stays_quiet_and_leaves_output_working():
+    """The window's worker and thumbnailer may both create the first session at the same moment."""
+    code = ("import threading\n"
+            "from forensics_app.core.runtime import cuda_usable\n"
+            "threads = [threading.Thread(target=cuda_usable) for _ in range(4)]\n"
+            "[t.start() for t in threads]; [t.join() for t in threads]\n"
+            "print('still printing', flush=True)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == "still printing\n" and result.stderr == ""
+
+
 def test_core_is_qt_free():
     lint = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -48,9 +48,21 @@ def _silenced_native_output():
             os.close(fd)
 
 
-@lru_cache(maxsize=1)
+_probe_lock = threading.Lock()
+
+
 def cuda_usable() -> bool:
-    """True when a CUDA session can actually be created and run (probed once per process)."""
+    """True when a CUDA session can actually be created and run (probed once per process).
+
+    Locked: two threads probing at once (the GUI's worker and thumbnailer) would interleave their
+    redirections of stdout/stderr, letting the probe's messages through or leaving output muted.
+    """
+    with _probe_lock:
+        return _cuda_usable()
+
+
+@lru_cache(maxsize=1)
+def _cuda_usable() -> bool:
     ort = _ort()
     if CUDA not in ort.get_available_providers():
         return False
