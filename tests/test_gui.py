@@ -24,6 +24,7 @@ from forensics_app.core.calibration import Calibration, save_calibrations
 from forensics_app.core.colormaps import map_display_range
 from forensics_app.core.errors import EvidenceError
 from forensics_app.core.evidence import load_evidence
+from forensics_app.core.fingerprint import shipped_extractors
 from forensics_app.core.findings import ImageFindings, Verdict
 from forensics_app.core.methods import get_method
 from forensics_app.gui.app import configure_pyqtgraph
@@ -222,6 +223,23 @@ def test_preferences_are_stored_and_become_analysis_settings(qtbot, window, tmp_
     settings = stored.analysis_settings()
     assert (settings.alpha, settings.runtime.provider, settings.tiling.max_pixels) == (0.05, "cpu", 4_000_000)
     assert settings.keep_reconstructions
+
+
+@pytest.mark.skipif(not shipped_extractors(), reason="no extractor shipped in model_zoo")
+def test_learned_fingerprints_chosen_in_settings_join_the_ranking_without_voting(qtbot, window, images):
+    dialog = window.open_settings()
+    name = sorted(dialog.extractors)[0]
+    dialog.extractors[name].setChecked(True)
+    dialog.accept()
+    assert Preferences.load(window.store).extractors == (name,)
+    drop(window, [images["own"]])
+    wait_finished(qtbot, window)
+    item = select(window, images["own"])
+    candidates = item.result.findings.candidates
+    [fingerprint] = [c for c in candidates if c.method_version == name]
+    assert not fingerprint.decisive and item.status_text() == "attributed: taef2"  # fingerprints never vote
+    window.histogram.select_candidate(candidates.index(fingerprint))
+    assert name in window.histogram.note.text() and window.histogram.marked_score is None
 
 
 def test_application_folder_comes_from_home_option_then_environment_then_settings(monkeypatch, tmp_path):

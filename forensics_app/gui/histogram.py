@@ -14,6 +14,16 @@ from forensics_app.gui.worker import AnalysedImage
 OWN_COLOUR, REAL_COLOUR, SCORE_COLOUR, THRESHOLD_COLOUR = "#f5a524", "#5b8def", "#e8eaed", "#9aa0a6"
 
 
+def fingerprint_note(candidate) -> str:
+    """A learned fingerprint has class probabilities instead of calibration histograms: say them."""
+    probabilities = sorted(candidate.components.items(), key=lambda kv: -kv[1])[:4]
+    listed = ", ".join(f"{name[2:-1]} {p:.2f}" for name, p in probabilities)  # keys are "p(class)"
+    return (f"{candidate.method_title} ({candidate.parameters['extractor']}, "
+            f"{candidate.parameters['patches']} patches): {listed}. A generator is named only when its "
+            f"probability reaches {candidate.parameters['open_set_threshold']:.2f}; fingerprints are shown "
+            f"for comparison and never decide the verdict.")
+
+
 class ScoreHistogram(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -90,7 +100,8 @@ class ScoreHistogram(QWidget):
         calibration = self.result.calibrations.get((candidate.model, candidate.method))
         if calibration is None:
             self._show_curves(False)
-            self.note.setText(f"No valid calibration for {candidate.method} on {candidate.model_name}: "
+            self.note.setText(fingerprint_note(candidate) if "extractor" in candidate.parameters else
+                              f"No valid calibration for {candidate.method} on {candidate.model_name}: "
                               "calibrate the model (forensics-app zoo calibrate) to get p-values.")
             return
         histogram = calibration.histogram()

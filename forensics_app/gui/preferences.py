@@ -28,10 +28,11 @@ class Preferences:
     max_megapixels: float = TilingSettings().max_pixels / 1e6  # larger images: a centred region is analysed
     alpha: float = DEFAULT_ALPHA  # false-attribution rate
     methods: tuple[str, ...] = DEFAULT_METHODS
+    extractors: tuple[str, ...] = ()  # learned-fingerprint extractors shown beside the methods (never vote)
 
     def analysis_settings(self) -> AnalysisSettings:
         # keep_reconstructions: the view shows R(x) beside the evidence
-        return AnalysisSettings(methods=self.methods, alpha=self.alpha,
+        return AnalysisSettings(methods=self.methods, alpha=self.alpha, extractors=self.extractors,
                                 tiling=TilingSettings(max_pixels=int(self.max_megapixels * 1e6)),
                                 runtime=RuntimeSettings(provider=self.provider), keep_reconstructions=True)
 
@@ -42,11 +43,13 @@ class Preferences:
         if home is None and os.environ.get(HOME_ENV):
             home = Path(os.environ[HOME_ENV])
         methods = store.value("analysis/methods", ",".join(default.methods))
+        extractors = str(store.value("analysis/extractors", ""))
         return cls(home=home or Path(store.value("zoo/home", str(default.home))),
                    provider=str(store.value("analysis/provider", default.provider)),
                    max_megapixels=float(store.value("analysis/max_megapixels", default.max_megapixels)),
                    alpha=float(store.value("analysis/alpha", default.alpha)),
-                   methods=tuple(m for m in str(methods).split(",") if m) or default.methods)
+                   methods=tuple(m for m in str(methods).split(",") if m) or default.methods,
+                   extractors=tuple(e for e in extractors.split(",") if e))
 
     def save(self, store: QSettings) -> None:
         store.setValue("zoo/home", str(self.home))
@@ -54,4 +57,5 @@ class Preferences:
         store.setValue("analysis/max_megapixels", self.max_megapixels)
         store.setValue("analysis/alpha", self.alpha)
         store.setValue("analysis/methods", ",".join(self.methods))
+        store.setValue("analysis/extractors", ",".join(self.extractors))
         store.sync()

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, \
     QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
+from forensics_app.core.fingerprint import shipped_extractors
 from forensics_app.core.methods import all_methods
 from forensics_app.core.runtime import PROVIDER_CHOICES
 from forensics_app.gui.preferences import Preferences
@@ -43,12 +44,22 @@ class SettingsDialog(QDialog):
             box.setChecked(name in preferences.methods)
             self.methods[name] = box
             methods_box.addWidget(box)
+        self.extractors = {}
+        extractors_box = QVBoxLayout()
+        for name, manifest in sorted(shipped_extractors().items()):
+            box = QCheckBox(f"{manifest.display_name} - shown, does not vote")
+            box.setToolTip(manifest.description)
+            box.setChecked(name in preferences.extractors)
+            self.extractors[name] = box
+            extractors_box.addWidget(box)
         form = QFormLayout()
         form.addRow("Application folder (zoo):", home_widget)
         form.addRow("Execution provider:", self.provider)
         form.addRow("Analyse at most:", self.max_megapixels)
         form.addRow("False-attribution rate:", self.alpha)
         form.addRow("Methods:", methods_box)
+        if self.extractors:
+            form.addRow("Learned fingerprints:", extractors_box)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -65,4 +76,5 @@ class SettingsDialog(QDialog):
         methods = tuple(name for name, box in self.methods.items() if box.isChecked())
         return Preferences(home=Path(self.home.text()), provider=self.provider.currentText(),
                            max_megapixels=self.max_megapixels.value(), alpha=self.alpha.value(),
-                           methods=methods or Preferences(home=Path()).methods)
+                           methods=methods or Preferences(home=Path()).methods,
+                           extractors=tuple(name for name, box in self.extractors.items() if box.isChecked()))
