@@ -147,6 +147,9 @@ def cmd_analyze(args) -> int:
         else:
             _print(f"{name:<36} {result.verdict.label:<15} {top.model:<10} {top.method:<15} {top.score:9.4g} "
                    f"{fmt(top.p_value)} {fmt(top.p_real)}")
+        for c in (c for c in result.candidates if "extractor" in c.parameters):  # --fingerprint readings
+            _print(f"{'':<36} {'(fingerprint)':<15} {c.model:<10} {c.method:<15} {c.score:9.4g} "
+                   f"{fmt(c.p_value)} {fmt(c.p_real)}")
         if args.maps:
             _save_maps(result, Path(args.maps))
 

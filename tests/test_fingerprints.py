@@ -125,3 +125,17 @@ def test_shipped_extractor_loads_and_reads_held_out_images_sanely(name):
     held_out = sd2[int(len(sd2) * SAMPLE_TRAIN_FRACTION)]  # first file of SD2's test share
     sample = np.asarray(Image.open(held_out).convert("RGB"))[:256, :256].astype(np.float32) / 255
     assert extractor.read(sample).predicted == "sd2"
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no extractor shipped in model_zoo")
+def test_analyze_prints_the_fingerprint_reading_below_the_verdict(installed_zoo, tmp_path, capsys):
+    from conftest import save_png
+
+    name = sorted(SHIPPED)[0]
+    image = save_png(real_crop("baboon.png", 128), tmp_path / "photo.png")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FORENSICS_APP_HOME", str(installed_zoo.home))
+        assert cli_main(["analyze", str(image), "--fingerprint", name]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    reading = next(r for r in rows if "(fingerprint)" in r)
+    assert find_extractor(name).kind in reading
