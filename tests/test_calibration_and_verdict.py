@@ -76,6 +76,10 @@ def test_one_consistent_model_is_attributed():
     v = decide([reading("a", CONSISTENT), reading("b", REJECTED)], 0.01, NAMES)
     assert (v.label, v.model) == ("attributed", "a")
     assert v.text == "Consistent with Model A at a 1% false-attribution rate."
+    assert any("only one decisive method (aedr)" in r for r in v.reasons)
+    both = decide([reading("a", CONSISTENT), reading("a", CONSISTENT, method="inversion"), reading("b", REJECTED)],
+                  0.01, NAMES)
+    assert both.model == "a" and not any("only one decisive method" in r for r in both.reasons)
 
 
 def test_all_rejected_is_not_attributed_unless_heavily_compressed():

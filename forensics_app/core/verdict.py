@@ -8,8 +8,8 @@ Decision rule (documented in the README and printed in every report):
 - Only decisive methods vote (baselines are shown, never decide). A model is consistent when every
   decisive method that ran says consistent, rejected when every one says rejected; any disagreement
   or missing calibration leaves it undecided, with the reason stated.
-- Verdict: exactly one consistent model -> attributed to it; several -> inconclusive (they may share an
-  autoencoder); none, and every model rejected -> not attributed (unless heavy JPEG compression makes
+- Verdict: exactly one consistent model -> attributed to it (with a caveat in the reasons when only
+  one decisive method ran); several -> inconclusive (they may share an autoencoder); none, and every model rejected -> not attributed (unless heavy JPEG compression makes
   a negative uninformative -> inconclusive); otherwise inconclusive.
 """
 
@@ -80,6 +80,11 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
 
     if len(consistent) == 1:
         model = consistent[0]
+        voted = sorted({r.method for r in by_model[model] if r.decisive})
+        if len(voted) == 1:
+            reasons.append(f"only one decisive method ({voted[0]}) supports this: outputs of other autoencoders with "
+                           f"smooth content can score like this model's own (benchmarks/inversion.py); confirm with a "
+                           f"second method (the deep check, inversion)")
         return Verdict(ATTRIBUTED, model, f"Consistent with {display_names.get(model, model)} at a {rate} "
                        f"false-attribution rate.", reasons)
     if len(consistent) > 1:
