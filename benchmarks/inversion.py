@@ -4,16 +4,17 @@
 
 Held-out split only (Set14 + scikit-image photos; calibration uses CBSD68), 128x128 crops, one per
 photo, a seeded subset. Positives: the crops decoded by TAEF2 (decode(encode(crop)), saved as 8-bit).
-Negatives: the real crops; the crops passed through another autoencoder (a demonstration model of the
-zoo when one is installed, otherwise a bilinear 2x down/up-sampled copy as a smooth stand-in); Stable
-Diffusion 1/2 outputs (made by a different VAE). "JPEG q90" re-saves both sides. The combination is
+Negatives: the real crops; the crops passed through other autoencoders (the zoo's demonstration
+models OTHER_AUTOENCODERS, installed into the home if missing: three different upsamplers, one of them
+GAN-trained); Stable Diffusion 1/2 outputs (made by a different VAE). "JPEG q90" re-saves both sides. The combination is
 the sum of the log scores (AUC is then independent of each score's scale), computed without any
 calibration; decision rates apply the product's rule instead (installed calibrations, alpha 0.01; with
 both methods a model is consistent only when both readings are). Speed: seconds per image for one
 candidate, both methods in the same run; inversion is timed at two step counts and its per-image time
 at the default budget is fixed cost + steps x per step (it is linear in the steps), to keep the
 benchmark short. Budget curve: the default inversion run against the same run with fewer steps, on
-the clean real/TAEF2 sets.
+the clean real/TAEF2 sets. No-encoder path (what a GAN gets): the same candidate inverted from
+random starts only (RANDOM_STARTS), real vs TAEF2 and other AEs vs TAEF2, with its time.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
 from forensics_app.core.zoo.store import Zoo  # noqa: E402
 
 CANDIDATE = "taef2"
+OTHER_AUTOENCODERS = ("demo-ae-01", "demo-ae-04", "demo-ae-08")  # transposed conv; pixel shuffle; bilinear + GAN
+RANDOM_STARTS = (Inversion(start="random", restarts=2, steps=50, learning_rate=0.2, stop_tolerance=0.0),)
 SIDE = 128
 ALPHA = 0.01
 
@@ -51,28 +54,20 @@ def run(method, rgb8: np.ndarray, model):
     return method.run(rgb8.astype(np.float32) / 255.0, model, TilingSettings(), NEVER_CANCELLED)
 
 
-def bilinear_down_up(rgb8: np.ndarray) -> np.ndarray:
-    h, w = rgb8.shape[:2]
-    small = Image.fromarray(rgb8).resize((w // 2, h // 2), Image.BILINEAR)
-    return np.asarray(small.resize((w, h), Image.BILINEAR))
-
-
-def build_sets(zoo: Zoo, candidate, n: int, seed: int) -> tuple[dict, str]:
+def build_sets(zoo: Zoo, candidate, n: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     real = crops(held_out_photos(), SIDE, 1, seed)
     real = [real[i] for i in sorted(rng.choice(len(real), size=min(n, len(real)), replace=False))]
     own = [to_uint8(candidate.reconstruct(c / 255.0)) for c in real]
-    others = [i for i in zoo.installed_ids() if i != CANDIDATE]
-    if others:
-        other_ae = OnnxAutoencoder(zoo.installed(others[0]))
-        other, other_name = [to_uint8(other_ae.reconstruct(c / 255.0)) for c in real], f"other AE ({others[0]})"
-    else:
-        other, other_name = [bilinear_down_up(c) for c in real], "bilinear stand-in"
+    other = []
+    for model_id in OTHER_AUTOENCODERS:
+        other_ae = OnnxAutoencoder(zoo.installed(model_id))
+        other += [to_uint8(other_ae.reconstruct(c / 255.0)) for c in real]
     sd = crops(generated_images("sd1") + generated_images("sd2"), SIDE, 1, seed)
     sd = [sd[i] for i in sorted(rng.choice(len(sd), size=min(n, len(sd)), replace=False))]
     jpeg = {f"{k} JPEG q90": [jpeg_roundtrip(c, 90) for c in v] for k, v in
             (("real", real), ("taef2", own), ("other", other))}
-    return {"real": real, "taef2": own, "other": other, "sd1+sd2": sd} | jpeg, other_name
+    return {"real": real, "taef2": own, "other": other, "sd1+sd2": sd} | jpeg
 
 
 def score_all(sets: dict, candidate) -> dict:
@@ -89,7 +84,8 @@ def score_all(sets: dict, candidate) -> dict:
     return scores
 
 
-def accuracy_table(scores: dict, other_name: str) -> dict:
+def accuracy_table(scores: dict) -> dict:
+    other_name = "other AEs"
     pairs = {"real vs taef2": ("real", "taef2"), "real vs taef2, JPEG q90": ("real JPEG q90", "taef2 JPEG q90"),
              f"{other_name} vs taef2": ("other", "taef2"),
              f"{other_name} vs taef2, JPEG q90": ("other JPEG q90", "taef2 JPEG q90"),
@@ -139,6 +135,24 @@ def budget_curve(sets: dict, scores: dict, candidate, fewer_steps: list[int]) ->
     return curve
 
 
+def random_start_table(sets: dict, candidate) -> dict:
+    """The no-encoder path on the same candidate: AUC of the final loss and seconds per image."""
+    out = {}
+    for method in RANDOM_STARTS:
+        subsets = {"real": sets["real"], "taef2": sets["taef2"], "other": sets["other"][::len(OTHER_AUTOENCODERS)]}
+        results = {name: [run(method, im, candidate) for im in images] for name, images in subsets.items()}
+        scores = {name: [r.score for r in rs] for name, rs in results.items()}
+        label = f"{method.restarts} random starts x {method.steps} steps, lr {method.learning_rate}"
+        out[label] = {"real vs taef2": auc(scores["real"], scores["taef2"]),
+                      "other AEs vs taef2": auc(scores["other"], scores["taef2"]),
+                      "seconds_per_image": float(np.mean([r.seconds for rs in results.values() for r in rs])),
+                      "scores": scores}
+    print_table(f"No-encoder path (random starts, final loss) on {CANDIDATE}, {SIDE}x{SIDE}: AUC and cost",
+                ["start", "real vs taef2", "other AEs vs taef2", "s/image"],
+                [[k, v["real vs taef2"], v["other AEs vs taef2"], v["seconds_per_image"]] for k, v in out.items()])
+    return out
+
+
 def seconds_per_image(candidate, sides: list[int], timing_steps: tuple[int, int]) -> dict:
     photo = held_out_photos()
     big = next(rgb for _, rgb in photo if min(rgb.shape[:2]) >= max(sides))
@@ -173,16 +187,18 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         zoo = Zoo(args.home or Path(tmp))
-        if CANDIDATE not in zoo.installed_ids():
-            zoo.install(CANDIDATE, mirrors=[SHARED / "zoo-mirror"])
+        for model_id in (CANDIDATE, *OTHER_AUTOENCODERS):
+            if model_id not in zoo.installed_ids():
+                zoo.install(model_id, mirrors=[SHARED / "zoo-mirror"])
         candidate = OnnxAutoencoder(zoo.installed(CANDIDATE))
-        sets, other_name = build_sets(zoo, candidate, 3 if args.quick else args.crops, args.seed)
+        sets = build_sets(zoo, candidate, 3 if args.quick else args.crops, args.seed)
         scores = score_all(sets, candidate)
-        result = {"auc": accuracy_table(scores, other_name), "decision_rates": decision_rates(zoo, scores),
-                  "other_autoencoder": other_name, "side": SIDE, "crops_per_set": len(sets["real"]),
+        result = {"auc": accuracy_table(scores), "decision_rates": decision_rates(zoo, scores),
+                  "other_autoencoders": OTHER_AUTOENCODERS, "side": SIDE, "crops_per_set": len(sets["real"]),
                   "inversion_parameters": INVERSION.parameters, "scores": scores}
         if not args.quick:
             result["budget_auc"] = budget_curve(sets, scores, candidate, [5, 10])
+            result["random_starts"] = random_start_table(sets, candidate)
         result["seconds"] = seconds_per_image(candidate, [256] if args.quick else [256, 512], (2, 4))
     result["benchmark_seconds"] = time.perf_counter() - start
     print(f"\nbenchmark ran {result['benchmark_seconds']:.0f} s")
