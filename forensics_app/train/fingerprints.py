@@ -1,10 +1,11 @@
 """Learned fingerprints: data building, training and evaluation of the three patch classifiers.
 
-Classifiers (methods.md sections 3-4), all the same small CNN over 64x64 patches, all trained with the
-same benign perturbations (JPEG q 60-100, resize 0.5-1.5x, crop offset, blur, noise):
+Classifiers (methods.md sections 3-4) over 64x64 patches, all trained with the same benign
+perturbations (JPEG q 60-100, resize 0.5-1.5x, crop offset, blur, noise):
 
-- ``plain``: cross-entropy over {real, generator_1..k}; the baseline.
-- ``repmix``: representation mixing (mixup of the feature maps of two patches at a randomly chosen
+- ``plain``: a small CNN on the patch's high-pass residual, cross-entropy over {real, generator_1..k};
+  the baseline.
+- ``repmix``: the same CNN with representation mixing (mixup of the feature maps of two patches at a randomly chosen
   layer, weight lambda ~ Beta(1, 1), mixed labels) and a two-part objective: a synthetic-or-not head
   (binary cross-entropy) plus a which-generator head (cross-entropy over generators, weighted by how
   synthetic the mixed sample is).
@@ -19,18 +20,18 @@ Data split (explicit, as everywhere in the project):
   passed through every zoo generator; SD1/SD2 outputs from images/generated: the first 60% of files.
 - TEST images: crops of images/real/cset14 and six skimage.data photos (astronaut, chelsea, coffee,
   rocket, cat, hubble_deep_field), the same crops through every generator; SD1/SD2: the other 40%.
-- Two generators (HELDOUT_GENERATORS) are never trained on: their training-split images calibrate the
-  open-set threshold, their test-split images measure the false-naming rate.
+- Two generators (HELDOUT_GENERATORS) are never trained on: their outputs of the held-back training
+  photos (one in VALIDATION_EVERY, never trained on) calibrate the open-set threshold, their
+  test-split images measure the false-naming rate.
 
-Generators (classes): TAEF2 (zoo), SD1/SD2 samples (images/generated), and the demonstration recipes
-of ``demo_generators``. The shipped extractors were built while the zoo's demo generators were still
-being trained, so the recipes were trained here for 100 steps as *stand-ins* (``--standin-steps 100``,
-classes ``demo-ae-NN-standin``; recipe 07 left out for time): same architectures, much weaker models
-(15-19 dB PSNR on held-out photos against 28 dB for TAEF2), so they are easier to tell apart than real
-generators. Rebuild with the zoo's demo generators (``build --home H``) once they ship.
+Generators (classes): TAEF2 and the demonstration autoencoders of the zoo (``build --home H`` with
+them installed), and SD1/SD2 samples (images/generated). ``--standin-steps N`` can add the demo
+recipes trained here for only N steps (classes ``<recipe id>-standin``) where the zoo's demo models
+are not available; the shipped extractors do not use them.
 
-    python -m forensics_app.train.fingerprints build --out DATA [--standin-steps 100 --standin-only ID ...]
-    python -m forensics_app.train.fingerprints train --data DATA/train --kind repmix --out fp-repmix
+    python -m forensics_app.train.fingerprints build --out DATA --home H [--standin-steps 100 ...]
+    python -m forensics_app.train.fingerprints train --data DATA/train --unknown DATA/calibration-unknown \
+        --kind repmix --out model_zoo --name fp-repmix
 
 The dataset folder has one sub-folder per class (``DATA/train/<class>/*.png``, ``DATA/test/...``,
 ``DATA/calibration-unknown/<class>``, ``DATA/test-unknown/<class>``).
@@ -73,6 +74,9 @@ KINDS = ("plain", "repmix", "manifpt")
 # test crop, 476 patches; 300 steps): accuracy of the artifact-spectrum classifier for each proj(x).
 # The nearest real patch leaves the content difference of two unrelated photos in the residual.
 PROJECTION_MEASUREMENT = {"lowpass sigma 1": 0.376, "lowpass sigma 2": 0.372, "nearest real patch": 0.296}
+# pilot on 2026-11-23 (zoo demo generators, 10 classes, plain classifier, 2,400 steps, batch 32): test
+# accuracy of the CNN on raw pixels vs on x - lowpass_sigma1(x).
+RESIDUAL_FRONT = {"raw pixels": 0.472, "high-pass residual": 0.689}
 OPEN_SET_TARGET = 0.05
 VALIDATION_EVERY = 6  # one training photo in six calibrates the p-values instead of being trained on
 CALIBRATION_QUANTILES = 51  # held-out generators named as a known generator at most this often
@@ -185,9 +189,13 @@ def _class_files(data: Path, classes: list[str] | None) -> tuple[list[str], list
     return classes, paths, np.asarray(labels)
 
 
+def _source_photo(path: Path) -> str:
+    return path.stem.rsplit("_", 1)[0]  # crops are named <photo>_<n>
+
+
 def validation_mask(paths: list[Path]) -> np.ndarray:
-    """Every VALIDATION_EVERY-th source photo (crops are named <photo>_<n>) is kept out of training."""
-    sources = [p.stem.rsplit("_", 1)[0] for p in paths]
+    """Every VALIDATION_EVERY-th source photo is kept out of training (all its crops, every class)."""
+    sources = [_source_photo(p) for p in paths]
     order = {s: i for i, s in enumerate(sorted(set(sources)))}
     return np.asarray([order[s] % VALIDATION_EVERY == VALIDATION_EVERY - 1 for s in sources])
 
@@ -295,14 +303,19 @@ def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class FingerprintNet(nn.Module):
-    """Small CNN; full resolution first (fingerprints are high-frequency), then three stride-2 stages.
+    """Small CNN on the image's high-pass residual; full resolution first (fingerprints are
+    high-frequency), then three stride-2 stages.
 
+    The fixed residual front (x - Gaussian low-pass, as in forensic CNNs' fixed high-pass layers)
+    removes the content the network would otherwise fit first: on the demo zoo, 2,400 steps reached
+    0.689 test accuracy with it and 0.472 without (``pilot`` numbers in the module's RESIDUAL_FRONT).
     Two heads: synthetic-or-not (one logit) and which-generator (k logits). ``forward`` returns the
     log-probabilities over {real, generator_1..k}: log P(real) = log(1 - s), log P(g) = log s + log softmax.
     """
 
-    def __init__(self, generators: int, width: int = 16):
+    def __init__(self, generators: int, width: int = 16, sigma: float = 1.0):
         super().__init__()
+        self.artifact = LowPassResidual(sigma)
         self.stages = nn.ModuleList([
             _block(3, width, 1),
             _block(width, 2 * width, 2), _block(2 * width, 4 * width, 2), _block(4 * width, 4 * width, 2),
@@ -311,6 +324,7 @@ class FingerprintNet(nn.Module):
         self.generator = nn.Linear(4 * width, generators)
 
     def features(self, x: torch.Tensor, mix_at: int | None = None, partner=None, lam=None) -> torch.Tensor:
+        x = self.artifact(x)
         for index, stage in enumerate(self.stages):
             if index == mix_at:  # representation mixing: this layer's input is a blend of two samples
                 x = lam.view(-1, 1, 1, 1) * x + (1 - lam.view(-1, 1, 1, 1)) * x[partner]
@@ -334,11 +348,11 @@ def log_probabilities(synthetic: torch.Tensor, generator: torch.Tensor) -> torch
 @dataclass(frozen=True)
 class TrainSettings:
     kind: str = "repmix"
-    steps: int = 800
+    steps: int = 6000
     batch_size: int = 32
     learning_rate: float = 3e-3
     seed: int = 0
-    artifact_sigma: float = 1.0  # manifpt only
+    artifact_sigma: float = 1.0  # the low-pass removed from the input (every kind)
     width: int = 16
 
     def to_dict(self) -> dict:
@@ -381,7 +395,7 @@ def train_classifier(images: list[np.ndarray], labels: np.ndarray, n_classes: in
     rng = np.random.default_rng(settings.seed)
     try:
         model = (ArtifactSpectrumNet(n_classes - 1, settings.artifact_sigma) if settings.kind == "manifpt"
-                 else FingerprintNet(n_classes - 1, width=settings.width))
+                 else FingerprintNet(n_classes - 1, width=settings.width, sigma=settings.artifact_sigma))
         optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, settings.learning_rate, total_steps=settings.steps)
         model.train()
@@ -402,8 +416,11 @@ def train_classifier(images: list[np.ndarray], labels: np.ndarray, n_classes: in
     return model.eval()
 
 
-def export_onnx(model: FingerprintNet, path: Path, tolerance: float = 1e-4) -> None:
-    """Export with a dynamic batch axis; refuses an ONNX whose output differs from torch's."""
+def export_onnx(model: FingerprintNet, path: Path, tolerance: float = 2e-3) -> None:
+    """Export with a dynamic batch axis; refuses an ONNX whose output differs from torch's.
+
+    The outputs are log-probabilities: 2e-3 is a 0.2% relative change of a probability. The
+    ManiFPT net's log-DCT magnitudes magnify float rounding of near-zero coefficients (7e-4 seen)."""
     import onnxruntime
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -473,7 +490,8 @@ def train_extractor(data: Path, out: Path, name: str, settings: TrainSettings,
 
     Calibration: one training photo in six (all its crops, every class) is held back; on those
     images the score distribution of known generators' outputs (p_own) and of real photos (p_real) is
-    stored. The open-set threshold comes from ``unknown`` (generators never trained on).
+    stored. The open-set threshold names at most OPEN_SET_TARGET of ``unknown`` (generators never
+    trained on) and of the held-back real photos.
     """
     classes, paths, labels = _class_files(data, None)
     held_back = validation_mask(paths)
@@ -504,11 +522,18 @@ def train_extractor(data: Path, out: Path, name: str, settings: TrainSettings,
             validation_accuracy=round(float(np.mean(log_probs.argmax(axis=1) == truth)), 4),
             validation_images=int(held_back.sum()))
     if unknown is not None and unknown.is_dir():
-        unknown_classes, unknown_images, _ = load_class_folders(unknown)
-        log_probs = predict_images(extractor, unknown_images)
-        calibration.update(threshold=open_set_threshold(log_probs), unknown_generators=unknown_classes,
-                           unknown_images=len(unknown_images),
-                           unknown_data=f"{unknown} (held-out generators' outputs on training-split photos)")
+        # Only the held-back photos: the network has seen the content of the others (through the known
+        # generators), and unknown generators' versions of familiar content read as overconfident.
+        unknown_classes, unknown_paths, _ = _class_files(unknown, None)
+        held_back_sources = {_source_photo(p) for p, v in zip(paths, held_back) if v}
+        chosen = [p for p in unknown_paths if _source_photo(p) in held_back_sources] or unknown_paths
+        unknown_threshold = open_set_threshold(predict_images(extractor, [_rgb(p) for p in chosen]))
+        # A real photo named as a generator is a false attribution too: the held-back real photos bound it.
+        real_threshold = open_set_threshold(log_probs[truth == 0]) if held_back.any() else 0.0
+        calibration.update(threshold=max(unknown_threshold, real_threshold), unknown_threshold=unknown_threshold,
+                           real_threshold=real_threshold, unknown_generators=unknown_classes,
+                           unknown_images=len(chosen),
+                           unknown_data=f"{unknown} (held-out generators' outputs on the held-back training photos)")
     manifest = write_extractor(model, classes, settings, out, name, training, calibration)
     log(f"{name}: trained in {seconds:.0f} s, threshold {calibration['threshold']:.3f}, "
         f"validation accuracy {calibration.get('validation_accuracy')}")
