@@ -25,7 +25,7 @@ from forensics_app.core.colormaps import map_display_range
 from forensics_app.core.errors import EvidenceError
 from forensics_app.core.evidence import load_evidence
 from forensics_app.core.fingerprint import shipped_extractors
-from forensics_app.core.findings import ImageFindings, Verdict
+from forensics_app.core.findings import CandidateFinding, ImageFindings, Verdict
 from forensics_app.core.methods import get_method
 from forensics_app.gui.app import configure_pyqtgraph
 from forensics_app.gui.display import display_step, prepare_display
@@ -240,6 +240,9 @@ def test_learned_fingerprints_chosen_in_settings_join_the_ranking_without_voting
     assert not fingerprint.decisive and item.status_text() == "attributed: taef2"  # fingerprints never vote
     window.histogram.select_candidate(candidates.index(fingerprint))
     assert name in window.histogram.note.text() and window.histogram.marked_score is None
+    assert window.histogram.plot.isHidden()
+    window.histogram.select_candidate(0)
+    assert not window.histogram.plot.isHidden()
 
 
 def test_application_folder_comes_from_home_option_then_environment_then_settings(monkeypatch, tmp_path):
@@ -322,3 +325,21 @@ def test_large_images_are_shown_downsampled_at_their_stored_pixel_coordinates(qt
     assert placed(panel.overlay_item) == QRectF(4, 6, 4992, 288)
     np.testing.assert_array_equal(panel.overlay_item.image, error_map[::3, ::3])
     assert panel.colour_bar.levels() == pytest.approx(map_display_range(error_map))
+
+
+def test_the_top_ranked_candidates_map_is_shown_first(qtbot):
+    configure_pyqtgraph()
+    rgb8 = np.zeros((64, 64, 3), np.uint8)
+    maps = {(model, "aedr", "first_reconstruction_error"): np.full((64, 64), i, np.float32)
+            for i, model in enumerate(("a-model", "b-model"))}
+    candidates = [CandidateFinding(model, model, "aedr", "AEDR", "1", True, 1.0, {}, 0.5, p_real, 1.0, status,
+                                   "CPU", {}, 0.0, None)
+                  for model, p_real, status in (("b-model", 0.001, "consistent"), ("a-model", 0.5, "rejected"))]
+    findings = ImageFindings(Path("x.png"), "0" * 64, {"file_name": "x.png", "width": 64, "height": 64,
+                                                      "format": "PNG"}, {"x": 0, "y": 0, "width": 64, "height": 64},
+                             Verdict("attributed", "b-model", "Consistent with b-model."), candidates, maps=maps)
+    panel = ImagePanel()
+    qtbot.addWidget(panel)
+    panel.show_result(AnalysedImage(findings, prepare_display(rgb8, findings), {}, {}))
+    assert panel.map_choice.currentData() == ("b-model", "aedr", "first_reconstruction_error")
+    assert panel.map_choice.count() == 2

@@ -98,6 +98,7 @@ class ScoreHistogram(QWidget):
             return
         candidate = self.result.findings.candidates[index]
         calibration = self.result.calibrations.get((candidate.model, candidate.method))
+        self.plot.setVisible(calibration is not None)  # an empty plot would suggest a distribution exists
         if calibration is None:
             self._show_curves(False)
             self.note.setText(fingerprint_note(candidate) if "extractor" in candidate.parameters else

@@ -119,7 +119,11 @@ class ImagePanel(QWidget):
         self.image_item.setRect(QRectF(0, 0, facts["width"], facts["height"]))
         self.map_choice.blockSignals(True)
         self.map_choice.clear()
-        for key in result.display.maps:
+        # the top-ranked candidate's maps first: the map shown by default is the one the verdict rests on
+        rank = {}
+        for index, candidate in enumerate(findings.candidates):
+            rank.setdefault((candidate.model, candidate.method), index)
+        for key in sorted(result.display.maps, key=lambda k: rank.get(k[:2], len(rank))):
             self.map_choice.addItem(map_label(key), key)
             self.map_choice.setItemData(self.map_choice.count() - 1, get_method(key[1]).map_titles.get(key[2], ""),
                                         Qt.ToolTipRole)
