@@ -148,3 +148,22 @@ def test_local_calibration_overrides_the_shipped_one_per_method(installed_zoo, t
     assert np.array_equal(calibrations["reconstruction"].own_scores, local.own_scores)
     assert len(calibrations["aedr"].own_scores) >= 200  # still the shipped one
     assert "(reconstruction)" in source and "shipped default" in source
+
+
+def test_calibrations_made_for_other_weights_are_ignored(installed_zoo, tmp_path):
+    import shutil
+
+    from forensics_app.core.calibration import save_calibrations, weights_sha256
+    from forensics_app.core.pipeline import load_model_calibrations
+    from forensics_app.core.zoo.store import Zoo
+
+    shutil.copytree(installed_zoo.root, tmp_path / "zoo")
+    model = Zoo(tmp_path).installed("taef2")
+    assert set(load_model_calibrations(model)[0]) == {"aedr", "reconstruction", "inversion"}  # shipped, all valid
+    rng = np.random.default_rng(0)
+    retrained = Calibration("taef2", "aedr", "1", {}, rng.normal(1, 0.1, 50), rng.normal(3, 0.1, 50),
+                            {"weights_sha256": {"taef2.safetensors": "0" * 64}})
+    save_calibrations(model.calibration_folder() / "calibration.json", [retrained])
+    calibrations, source = load_model_calibrations(model)
+    assert calibrations["aedr"].data["weights_sha256"] == weights_sha256(model.manifest)  # the shipped one
+    assert "ignored, made for other weights: calibration.json (aedr)" in source

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from forensics_app.core.calibration import Calibration
+from forensics_app.core.calibration import Calibration, weights_sha256
 from forensics_app.core.evidence import iter_image_files, load_evidence
 from forensics_app.core.imageprep import TilingSettings, from_model_range, to_model_range
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
@@ -109,6 +109,7 @@ def build_calibrations(autoencoder, methods, real_dir: Path, generated_dir: Path
                 {"made_by": "the model's own decoder from the real crops (every second one from a latent "
                             f"perturbed by {plan.latent_noise} standard deviations)"}) | {"samples": len(own_samples)},
         "plan": dict(plan.__dict__),
+        "weights_sha256": weights_sha256(autoencoder.manifest),
     }
     return [Calibration(autoencoder.id, m.name, m.version, dict(m.parameters), np.asarray(scores[m.name]["own"]),
                         np.asarray(scores[m.name]["real"]), data, own_lossy=own_lossy, real_lossy=real_lossy)

@@ -131,6 +131,11 @@ def load_calibrations(path: Path) -> dict[str, Calibration]:
         raise ForensicsError(f"Calibration file {path} is unreadable ({type(exc).__name__}: {exc}).") from None
 
 
+def weights_sha256(manifest) -> dict[str, str]:
+    """The weight files a calibration is made with (recorded in its data): it is void for other weights."""
+    return {w.file: w.sha256 for w in manifest.weights}
+
+
 def calibration_for(method, method_parameters: dict, available: dict[str, Calibration]) -> Calibration | None:
     """The stored calibration that matches this method's version and parameters, or None (stale/missing)."""
     cal = available.get(method.name)

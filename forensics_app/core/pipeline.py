@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forensics_app import __version__
-from forensics_app.core.calibration import Calibration, calibration_for, for_image, load_calibrations
+from forensics_app.core.calibration import Calibration, calibration_for, for_image, load_calibrations, weights_sha256
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import Evidence, IntakeLimits, load_evidence
 from forensics_app.core.findings import CandidateFinding, FailedImage, ImageFindings
@@ -60,12 +60,28 @@ class LoadedModel:
 
 
 def load_model_calibrations(model: InstalledModel) -> tuple[dict[str, Calibration], str]:
-    """Per method: the calibration made on this machine if any, else the default shipped with the manifest."""
+    """Per method: the calibration made on this machine if any, else the default shipped with the manifest.
+
+    A calibration that records other weight files than the manifest's was made for another model
+    (the weights were replaced or retrained): it is ignored, and the source says so.
+    """
     shipped_path = model.manifest.shipped_calibration
     local_path = model.calibration_folder() / "calibration.json"
-    shipped = load_calibrations(shipped_path) if shipped_path is not None else {}
-    local = load_calibrations(local_path) if local_path.exists() else {}
-    sources = []
+    expected = weights_sha256(model.manifest)
+    stale = []
+
+    def matching(path: Path) -> dict[str, Calibration]:
+        kept = {}
+        for method, calibration in sorted(load_calibrations(path).items()):
+            if calibration.data.get("weights_sha256", expected) == expected:  # older files do not record them
+                kept[method] = calibration
+            else:
+                stale.append(f"{path.name} ({method})")
+        return kept
+
+    shipped = matching(shipped_path) if shipped_path is not None else {}
+    local = matching(local_path) if local_path.exists() else {}
+    sources = [f"ignored, made for other weights: {', '.join(stale)}"] if stale else []
     if local:
         sources.append(f"{local_path} ({', '.join(sorted(local))})")
     if set(shipped) - set(local):
