@@ -141,14 +141,18 @@ def decoded_by_shipped(model_id: str, rgb8: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no extractor shipped in model_zoo")
-def test_analyze_prints_the_fingerprint_reading_below_the_verdict(installed_zoo, tmp_path, capsys):
+def test_analyze_shows_the_fingerprint_reading_in_the_table_and_the_report(installed_zoo, tmp_path, capsys):
     from conftest import save_png
 
     name = sorted(SHIPPED)[0]
     image = save_png(real_crop("baboon.png", 128), tmp_path / "photo.png")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FORENSICS_APP_HOME", str(installed_zoo.home))
-        assert cli_main(["analyze", str(image), "--fingerprint", name]) == 0
+        assert cli_main(["analyze", str(image), "--fingerprint", name, "--pdf", str(tmp_path / "r.pdf")]) == 0
     rows = capsys.readouterr().out.splitlines()
     reading = next(r for r in rows if "(fingerprint)" in r)
     assert find_extractor(name).kind in reading
+    from pypdf import PdfReader
+
+    text = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(tmp_path / "r.pdf").pages)
+    assert f"Learned fingerprint {name} (shown, never votes)" in text and f"extractor {name}" in text

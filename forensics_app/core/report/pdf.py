@@ -289,7 +289,7 @@ class _Builder:
         rows = [[_p(h, self.cell_bold) for h in head]]
         for rank, c in enumerate(f.candidates, 1):
             rows.append([_p(str(rank), self.cell), _p(f"{c.model_name}\n({c.model})", self.cell),
-                         _p(c.method + ("" if c.decisive else " (baseline: does not vote)"), self.cell),
+                         _p(c.method + ("" if c.decisive else " (shown for comparison: does not vote)"), self.cell),
                          _p(_num(c.score, 5), self.cell), _p(_num(c.p_value, 3), self.cell),
                          _p(_num(c.p_real, 3), self.cell), _p(_num(c.threshold, 4), self.cell),
                          _p(c.status, self.cell_bold if c.decisive else self.cell)])
@@ -299,7 +299,7 @@ class _Builder:
         for c in f.candidates:
             components = "\n".join(f"{k} = {_num(v, 6)}" for k, v in c.components.items())
             parameters = "\n".join(f"{k} = {v}" for k, v in c.parameters.items()) or "none"
-            runs.append([_p(c.model, self.small), _p(f"{c.method} v{c.method_version}", self.small),
+            runs.append([_p(c.model, self.small), _p(_method_label(c), self.small),
                          _p(components, self.small), _p(parameters, self.small),
                          _p(f"{c.provider.replace('ExecutionProvider', '')}\n{c.seconds:.2f} s", self.small)])
         run_widths = [24 * mm, 30 * mm, 50 * mm, 46 * mm]
@@ -409,12 +409,15 @@ class _Builder:
         return story + [PageBreak()]
 
     def error_rates(self) -> list:
-        seen = {}
+        seen, extractors = {}, {}
         for f in self.report.findings:
             for c in f.candidates:
-                if c.calibration:
+                if "extractor" in c.parameters:
+                    extractors.setdefault(c.parameters["extractor"], c.calibration or {})
+                elif c.calibration:
                     seen.setdefault((c.model, c.method, c.calibration.get("alpha")), c.calibration)
         story = [CondPageBreak(45 * mm), _p("Measured error rates of the calibrations used", self.h2)]
+        story += [_p(_extractor_calibration(name, cal), self.small) for name, cal in sorted(extractors.items())]
         if not seen:
             return story + [_p("No calibration was used: no reading in this report is calibrated.", self.small)]
         story.append(_p("Measured on the calibration samples themselves at the run's α. False attribution: share of "
@@ -499,6 +502,21 @@ def _describe(data: dict) -> str:
             return [line for k, v in value.items() for line in flat(v, f"{prefix}{k}.")]
         return [f"{prefix[:-1]}: {value}"]
     return "; ".join(flat(data)) or "not recorded"
+
+
+def _method_label(c) -> str:
+    if "extractor" in c.parameters:  # a learned fingerprint: the extractor is what was run
+        return f"{c.method}, extractor {c.parameters['extractor']}"
+    return f"{c.method} v{c.method_version}"
+
+
+def _extractor_calibration(name: str, cal: dict) -> str:
+    unknown = ", ".join(cal.get("unknown_generators", [])) or "none recorded"
+    return (f"Learned fingerprint {name} (shown, never votes): names a generator only when its probability reaches "
+            f"{_num(cal.get('threshold'), 3)}, set so that generators it was not trained on ({unknown}; "
+            f"{cal.get('unknown_images', '?')} images) and held-back real photos are named at most "
+            f"{_num(cal.get('target_unknown_named'), 2)} of the time; accuracy on "
+            f"{cal.get('validation_images', '?')} held-back training-split images {_num(cal.get('validation_accuracy'), 3)}.")
 
 
 FAILURE_MODES = [
