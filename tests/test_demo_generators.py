@@ -81,3 +81,17 @@ def test_shipped_demo_manifest_loads_its_weights_strictly(manifest):
         latent = encoder(torch.rand(1, 3, 8 * f, 8 * f))
         assert latent.shape == (1, manifest.architecture["latent_channels"], 8, 8)
         assert decoder(latent).shape == (1, 3, 8 * f, 8 * f)
+
+
+def test_written_manifest_keeps_a_calibration_made_for_the_model(tmp_path):
+    from forensics_app.train.demo_generators import write_generator
+
+    recipe = RECIPES[0]
+    model = recipe.build_model().eval()
+    manifest = write_generator(recipe, model, tmp_path, steps=0, wall_seconds=0.0, cpu_seconds=0.0, psnr=0.0)
+    assert manifest.calibration_file is None  # nothing calibrated yet
+    (tmp_path / f"{recipe.id}.calibration.json").write_text("{}")
+    manifest = write_generator(recipe, model, tmp_path, steps=0, wall_seconds=0.0, cpu_seconds=0.0, psnr=0.0)
+    assert read_manifest(tmp_path / f"{recipe.id}.toml").calibration_file == f"{recipe.id}.calibration.json"
+    assert manifest.weights[0].sha256 == hashlib.sha256((tmp_path / "weights" / f"{recipe.id}.safetensors")
+                                                        .read_bytes()).hexdigest()

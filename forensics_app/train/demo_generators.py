@@ -240,12 +240,16 @@ def write_generator(recipe: Recipe, model: DemoAutoencoder, out_dir: Path, steps
     weights_path = weights_dir / f"{recipe.id}.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights_path))
     parameters = sum(p.numel() for p in model.parameters())
+    # The calibration is made after training (zoo calibrate); a retrained model keeps the reference and
+    # the engine ignores the file until it is remade, since it records the old weights' SHA-256.
+    calibration = f"{recipe.id}.calibration.json"
     manifest = Manifest(
         id=recipe.id, display_name=recipe.display_name, kind="autoencoder", family=FAMILY, used_by=(),
         licence="MIT (this project)", architecture=recipe.architecture,
         weights=(WeightFile(role="autoencoder", file=weights_path.name, sha256=sha256_of(weights_path),
                             size=weights_path.stat().st_size),),
         spatial_factor=recipe.spatial_factor, demonstration=True,
+        calibration_file=calibration if (out_dir / calibration).exists() else None,
         description=(f"Small convolutional autoencoder trained by this project for demonstration "
                      f"({recipe.objective} objective, {parameters} parameters). It is not a public "
                      f"generator: an image attributed here was decoded by this demo model."),
