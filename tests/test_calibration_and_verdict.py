@@ -167,3 +167,36 @@ def test_calibrations_made_for_other_weights_are_ignored(installed_zoo, tmp_path
     calibrations, source = load_model_calibrations(model)
     assert calibrations["aedr"].data["weights_sha256"] == weights_sha256(model.manifest)  # the shipped one
     assert "ignored, made for other weights: calibration.json (aedr)" in source
+
+
+def test_each_of_k_candidates_is_tested_at_alpha_over_k():
+    from forensics_app.core.verdict import per_model_alpha
+
+    assert per_model_alpha(0.01, 1) == 0.01 and per_model_alpha(0.01, 4) == 0.0025
+    assert reading_status(0.5, 0.005, 0.0025, 0.01) == UNDECIDED  # below alpha, not below alpha / k
+    assert reading_status(0.5, 0.002, 0.0025, 0.01) == CONSISTENT
+    assert reading_status(0.005, 0.5, 0.0025, 0.01) == REJECTED  # rejecting the true model: alpha, once
+    v = decide([reading("a", CONSISTENT), reading("b", REJECTED)], 0.01, NAMES)
+    assert any("2 candidate generators: each was tested at a false-attribution rate of 0.005" in r for r in v.reasons)
+
+
+def test_a_calibration_too_small_for_the_per_model_rate_is_named_in_the_verdict():
+    small = CandidateFinding("a", "Model A", "aedr", "aedr", "1", True, 1.0, {}, 0.5, 0.02, None, UNDECIDED,
+                             "CPU", {}, 0.0, {"n_real": 150})
+    v = decide([small, reading("b", REJECTED)], 0.01, NAMES)
+    assert v.label == "inconclusive"
+    assert any("too few calibration samples to attribute at 0.005: Model A / aedr (150 real samples); at least "
+               "199 are needed" in r for r in v.reasons)
+
+
+def test_the_compression_subset_is_used_only_when_both_tests_can_decide_with_it():
+    from forensics_app.core.calibration import for_image
+
+    rng = np.random.default_rng(2)
+    own_lossy = np.arange(300) < 50  # only 50 own JPEG samples: p_own can never reach 0.01 with them
+    real_lossy = np.arange(300) < 150
+    cal = Calibration("m", "aedr", "1", {}, rng.normal(1.3, 0.1, 300), rng.normal(3, 0.3, 300), {},
+                      own_lossy=own_lossy, real_lossy=real_lossy)
+    assert for_image(cal, "JPEG", 0.01) is cal
+    assert len(for_image(cal, "PNG", 0.01).real_scores) == 150
+    assert for_image(cal, "PNG", 0.001) is cal  # 150 real samples cannot reach p_real <= 0.001

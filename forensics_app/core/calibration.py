@@ -57,6 +57,11 @@ class Calibration:
     def smallest_p_real(self) -> float:
         return 1.0 / (len(self.real_scores) + 1)
 
+    def can_decide(self, alpha: float, own_alpha: float | None = None) -> bool:
+        """Enough samples for both tests: some score has p_real <= alpha, and some p_own <= own_alpha."""
+        own_alpha = alpha if own_alpha is None else own_alpha
+        return 1.0 / (len(self.real_scores) + 1) <= alpha and 1.0 / (len(self.own_scores) + 1) <= own_alpha
+
     def threshold(self, alpha: float) -> float | None:
         """Largest score still attributed at false-attribution rate alpha (None: the set is too small)."""
         k = int(np.floor(alpha * (len(self.real_scores) + 1))) - 1  # p_real(s) <= alpha  <=>  #{real <= s} <= k
@@ -109,10 +114,10 @@ def is_lossy(image_format: str) -> bool:
     return image_format.upper() in LOSSY_FORMATS
 
 
-def for_image(cal: Calibration, image_format: str, alpha: float) -> Calibration:
-    """The samples of the image's compression condition when they can decide at alpha, else all samples."""
+def for_image(cal: Calibration, image_format: str, alpha: float, own_alpha: float | None = None) -> Calibration:
+    """The samples of the image's compression condition when both tests can decide with them, else all samples."""
     same_condition = cal.for_condition(is_lossy(image_format))
-    return same_condition if same_condition.threshold(alpha) is not None else cal
+    return same_condition if same_condition.can_decide(alpha, own_alpha) else cal
 
 
 def save_calibrations(path: Path, calibrations: list[Calibration]) -> None:

@@ -24,7 +24,7 @@ from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, Prog
 from forensics_app.core.methods import DEFAULT_METHODS, get_method
 from forensics_app.core.methods.base import MethodResult
 from forensics_app.core.runtime import RuntimeSettings, SessionCache
-from forensics_app.core.verdict import decide, rank, reading_status
+from forensics_app.core.verdict import decide, per_model_alpha, rank, reading_status
 from forensics_app.core.zoo.store import InstalledModel, Zoo
 
 DEFAULT_ALPHA = 0.01
@@ -157,6 +157,7 @@ class Engine:
         which is reused instead of running the method (the case file's cache); calibrated readings and
         the verdict are always worked out afresh from the current calibrations."""
         alpha = self.settings.alpha
+        model_alpha = per_model_alpha(alpha, len(self.models))  # attribution, per candidate (verdict.py)
         candidates: list[CandidateFinding] = []
         maps, reconstructions = {}, {}
         steps = max(1, len(self.models) * len(self.methods))
@@ -180,16 +181,17 @@ class Engine:
                 if result is None:
                     result = method.run(image, loaded.autoencoder, self.settings.tiling, cancel, method_progress)
                 cal = calibration_for(method, method.parameters, loaded.calibrations)
-                cal = for_image(cal, evidence.format, alpha) if cal else None
+                cal = for_image(cal, evidence.format, model_alpha, alpha) if cal else None
                 p_own = cal.p_own(result.score) if cal else None
                 p_real = cal.p_real(result.score) if cal else None
                 candidates.append(CandidateFinding(
                     model=loaded.id, model_name=manifest.display_name, method=method.name,
                     method_title=method.title, method_version=method.version, decisive=method.decisive,
                     score=result.score, components=result.components, p_value=p_own, p_real=p_real,
-                    threshold=cal.threshold(alpha) if cal else None, status=reading_status(p_own, p_real, alpha),
+                    threshold=cal.threshold(model_alpha) if cal else None,
+                    status=reading_status(p_own, p_real, model_alpha, alpha),
                     provider=result.provider, parameters=result.parameters, seconds=result.seconds,
-                    calibration=cal.summary(alpha) if cal else None))
+                    calibration=cal.summary(model_alpha) if cal else None))
                 for name, array in result.maps.items():
                     maps[(loaded.id, method.name, name)] = array
             if self.settings.keep_reconstructions:

@@ -1,10 +1,14 @@
 """From calibrated candidate readings to a ranked list and one verdict per image.
 
 Decision rule (documented in the README and printed in every report):
-- A (model, method) reading is *consistent* when p_real <= alpha (a real photo would score this low
-  at most alpha of the time: alpha is the false-attribution rate) and p_own > alpha (the score is not
-  an outlier among the model's own outputs); *rejected* when p_own <= alpha and p_real > alpha;
-  *undecided* otherwise (the score fits both, or neither).
+- alpha is the false-attribution rate of the whole analysis. With k candidate generators, each one is
+  tested at alpha / k (Bonferroni), so a real photo is attributed to *any* of them at most alpha of the
+  time.
+- A (model, method) reading is *consistent* when p_real <= alpha / k (a real photo would score this low
+  at most alpha / k of the time) and p_own > alpha (the score is not an outlier among the model's own
+  outputs); *rejected* when p_own <= alpha and p_real > alpha / k; *undecided* otherwise (the score fits
+  both, or neither). A calibration with fewer than k / alpha - 1 real samples cannot attribute at all,
+  and the verdict says so.
 - Only decisive methods vote (baselines are shown, never decide). A model is consistent when every
   decisive method that ran says consistent, rejected when every one says rejected; any disagreement
   or missing calibration leaves it undecided, with the reason stated.
@@ -15,6 +19,8 @@ Decision rule (documented in the README and printed in every report):
 
 from __future__ import annotations
 
+import math
+
 from forensics_app.core.findings import (
     ATTRIBUTED, CONSISTENT, INCONCLUSIVE, NOT_ATTRIBUTED, REJECTED, UNCALIBRATED, UNDECIDED, CandidateFinding,
     Verdict)
@@ -22,12 +28,19 @@ from forensics_app.core.findings import (
 HEAVY_JPEG_QUALITY = 90  # below this estimated quality, compression erases most autoencoder traces
 
 
-def reading_status(p_own: float | None, p_real: float | None, alpha: float) -> str:
+def per_model_alpha(alpha: float, candidates: int) -> float:
+    """The false-attribution rate each of ``candidates`` generators is tested at (Bonferroni)."""
+    return alpha / max(1, candidates)
+
+
+def reading_status(p_own: float | None, p_real: float | None, alpha: float, own_alpha: float | None = None) -> str:
+    """``alpha`` bounds attributing a real photo; ``own_alpha`` (default alpha) rejecting the model's own output."""
+    own_alpha = alpha if own_alpha is None else own_alpha
     if p_own is None or p_real is None:
         return UNCALIBRATED
-    if p_real <= alpha < p_own:
+    if p_real <= alpha and p_own > own_alpha:
         return CONSISTENT
-    if p_own <= alpha < p_real:
+    if p_own <= own_alpha and p_real > alpha:
         return REJECTED
     return UNDECIDED
 
@@ -73,6 +86,16 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
     statuses = {m: model_status(rs) for m, rs in by_model.items()}
     consistent = sorted(m for m, (s, _) in statuses.items() if s == CONSISTENT)
     reasons = [f"{display_names.get(m, m)}: {why}" for m, (s, why) in sorted(statuses.items()) if why]
+    per_model = per_model_alpha(alpha, len(by_model))
+    if len(by_model) > 1:
+        reasons.append(f"{len(by_model)} candidate generators: each was tested at a false-attribution rate of "
+                       f"{per_model:.2g}, so that a real photo is attributed to any of them at most {rate} of the time")
+    too_small = sorted({(c.model, c.method, c.calibration.get("n_real")) for c in candidates
+                        if c.decisive and c.calibration is not None and c.threshold is None})
+    if too_small:
+        listed = ", ".join(f"{display_names.get(m, m)} / {method} ({n} real samples)" for m, method, n in too_small)
+        reasons.append(f"too few calibration samples to attribute at {per_model:.2g}: {listed}; at least "
+                       f"{math.ceil(1 / per_model) - 1} are needed (zoo calibrate --crops N, or fewer candidates)")
     heavy_jpeg = jpeg_quality is not None and jpeg_quality < HEAVY_JPEG_QUALITY
     if jpeg_quality is not None:
         reasons.append(f"JPEG compression (estimated quality {jpeg_quality}) weakens autoencoder traces"
