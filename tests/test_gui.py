@@ -245,6 +245,19 @@ def test_learned_fingerprints_chosen_in_settings_join_the_ranking_without_voting
     assert not window.histogram.plot.isHidden()
 
 
+def test_candidate_generators_can_be_narrowed_in_settings(qtbot, window):
+    dialog = window.open_settings()
+    assert list(dialog.models) == ["taef2"] and dialog.models["taef2"].isChecked()
+    dialog.accept()
+    assert Preferences.load(window.store).models == ()  # all installed: models installed later join too
+    Preferences(home=window.preferences.home, models=("taef2",)).save(window.store)
+    assert Preferences.load(window.store).analysis_settings().models == ("taef2",)
+    dialog = window.open_settings()
+    dialog.models["taef2"].setChecked(False)
+    assert dialog.preferences().models == ()  # none chosen means all, as for methods
+    dialog.reject()
+
+
 def test_application_folder_comes_from_home_option_then_environment_then_settings(monkeypatch, tmp_path):
     store = QSettings(str(tmp_path / "gui.ini"), QSettings.IniFormat)
     Preferences(home=tmp_path / "stored").save(store)

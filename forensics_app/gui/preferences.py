@@ -29,10 +29,13 @@ class Preferences:
     alpha: float = DEFAULT_ALPHA  # false-attribution rate
     methods: tuple[str, ...] = DEFAULT_METHODS
     extractors: tuple[str, ...] = ()  # learned-fingerprint extractors shown beside the methods (never vote)
+    # candidate generators (empty = every installed one): each of k candidates is tested at alpha / k, so
+    # asking about fewer generators keeps more power for them
+    models: tuple[str, ...] = ()
 
     def analysis_settings(self) -> AnalysisSettings:
         # keep_reconstructions: the view shows R(x) beside the evidence
-        return AnalysisSettings(methods=self.methods, alpha=self.alpha, extractors=self.extractors,
+        return AnalysisSettings(methods=self.methods, alpha=self.alpha, extractors=self.extractors, models=self.models,
                                 tiling=TilingSettings(max_pixels=int(self.max_megapixels * 1e6)),
                                 runtime=RuntimeSettings(provider=self.provider), keep_reconstructions=True)
 
@@ -44,12 +47,14 @@ class Preferences:
             home = Path(os.environ[HOME_ENV])
         methods = store.value("analysis/methods", ",".join(default.methods))
         extractors = str(store.value("analysis/extractors", ""))
+        models = str(store.value("analysis/models", ""))
         return cls(home=home or Path(store.value("zoo/home", str(default.home))),
                    provider=str(store.value("analysis/provider", default.provider)),
                    max_megapixels=float(store.value("analysis/max_megapixels", default.max_megapixels)),
                    alpha=float(store.value("analysis/alpha", default.alpha)),
                    methods=tuple(m for m in str(methods).split(",") if m) or default.methods,
-                   extractors=tuple(e for e in extractors.split(",") if e))
+                   extractors=tuple(e for e in extractors.split(",") if e),
+                   models=tuple(m for m in models.split(",") if m))
 
     def save(self, store: QSettings) -> None:
         store.setValue("zoo/home", str(self.home))
@@ -58,4 +63,5 @@ class Preferences:
         store.setValue("analysis/alpha", self.alpha)
         store.setValue("analysis/methods", ",".join(self.methods))
         store.setValue("analysis/extractors", ",".join(self.extractors))
+        store.setValue("analysis/models", ",".join(self.models))
         store.sync()

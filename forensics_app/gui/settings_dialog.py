@@ -1,14 +1,16 @@
-"""Settings: zoo folder, execution provider, analysed-pixel limit, false-attribution rate, methods."""
+"""Settings: zoo folder, execution provider, analysed-pixel limit, false-attribution rate, methods,
+candidate generators, learned-fingerprint extractors."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, \
-    QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+    QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from forensics_app.core.fingerprint import shipped_extractors
 from forensics_app.core.methods import all_methods
+from forensics_app.core.zoo.store import Zoo
 from forensics_app.core.runtime import PROVIDER_CHOICES
 from forensics_app.gui.preferences import Preferences
 
@@ -44,6 +46,16 @@ class SettingsDialog(QDialog):
             box.setChecked(name in preferences.methods)
             self.methods[name] = box
             methods_box.addWidget(box)
+        self.models = {}
+        models_box = QVBoxLayout()
+        zoo = Zoo(preferences.home)
+        for model_id in zoo.installed_ids():
+            box = QCheckBox(zoo.installed(model_id).manifest.display_name)
+            box.setChecked(not preferences.models or model_id in preferences.models)
+            self.models[model_id] = box
+            models_box.addWidget(box)
+        if self.models:
+            models_box.addWidget(QLabel("Each of k candidates is tested at the rate / k: fewer candidates, more power."))
         self.extractors = {}
         extractors_box = QVBoxLayout()
         for name, manifest in sorted(shipped_extractors().items()):
@@ -58,6 +70,8 @@ class SettingsDialog(QDialog):
         form.addRow("Analyse at most:", self.max_megapixels)
         form.addRow("False-attribution rate:", self.alpha)
         form.addRow("Methods:", methods_box)
+        if self.models:
+            form.addRow("Candidate generators:", models_box)
         if self.extractors:
             form.addRow("Learned fingerprints:", extractors_box)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
@@ -77,4 +91,10 @@ class SettingsDialog(QDialog):
         return Preferences(home=Path(self.home.text()), provider=self.provider.currentText(),
                            max_megapixels=self.max_megapixels.value(), alpha=self.alpha.value(),
                            methods=methods or Preferences(home=Path()).methods,
-                           extractors=tuple(name for name, box in self.extractors.items() if box.isChecked()))
+                           extractors=tuple(name for name, box in self.extractors.items() if box.isChecked()),
+                           models=self._chosen_models())
+
+    def _chosen_models(self) -> tuple[str, ...]:
+        """Empty when every installed model is chosen (or none): then models installed later join too."""
+        chosen = tuple(model_id for model_id, box in self.models.items() if box.isChecked())
+        return () if len(chosen) in (0, len(self.models)) else chosen
