@@ -5,7 +5,8 @@
 APP_HOME must hold an installed, calibrated TAEF2 (forensics-app zoo install / calibrate). From the
 photos folder the script crops two photos and makes one TAEF2 output (decode(encode(crop))), adds a
 text file named .png, analyses them in the real window and grabs: empty, analysing, result with heat
-map, side by side, findings with histogram, refused file, and the zoo manager and settings dialogs. PNGs are palette-quantised to stay small.
+map, side by side, findings with histogram, a learned-fingerprint reading (fp-repmix), refused file,
+and the zoo manager and settings dialogs. PNGs are palette-quantised to stay small.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def main() -> int:
     configure_pyqtgraph()
     with tempfile.TemporaryDirectory() as tmp:
         files = make_evidence(Zoo(Path(args.home)), Path(args.photos), Path(tmp))
-        preferences = Preferences(home=Path(args.home), alpha=args.alpha, methods=("aedr", "reconstruction"))
+        preferences = Preferences(home=Path(args.home), alpha=args.alpha, methods=("aedr", "reconstruction"),
+                                  extractors=("fp-repmix",))
         window = MainWindow(preferences, QSettings(str(Path(tmp) / "gui.ini"), QSettings.IniFormat))
         window.resize(*WINDOW_SIZE)
         window.show()
@@ -116,6 +118,10 @@ def main() -> int:
         window.select_item(window.evidence.items[1].item_id)
         settle(app)
         save(window.findChild(QDockWidget, "Findings"), out / "findings_histogram.png")
+        candidates = window.evidence.items[1].result.findings.candidates
+        window.histogram.select_candidate(next(i for i, c in enumerate(candidates) if "extractor" in c.parameters))
+        settle(app)
+        save(window.findChild(QDockWidget, "Findings"), out / "findings_fingerprint.png")
 
         window.select_item(window.evidence.items[3].item_id)
         settle(app)
