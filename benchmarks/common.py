@@ -8,10 +8,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from forensics_app.core.zoo.store import Zoo
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TEST_PHOTOS = SHARED / "images" / "real" / "cset14"  # held out: never used for calibration or training
 GENERATED = SHARED / "images" / "generated"
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "cat")
+
+
+def zoo_with(home: Path, model_ids) -> Zoo:
+    """The zoo in ``home`` with these models installed (from the offline mirror when missing)."""
+    zoo = Zoo(home)
+    for model_id in model_ids:
+        if model_id not in zoo.installed_ids():
+            zoo.install(model_id, mirrors=[SHARED / "zoo-mirror"])
+    return zoo
 
 
 def held_out_photos() -> list[tuple[str, np.ndarray]]:

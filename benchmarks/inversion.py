@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, auc, crops, generated_images, held_out_photos, print_table, write_json  # noqa: E402
+from common import auc, crops, generated_images, held_out_photos, print_table, write_json, zoo_with  # noqa: E402
 
 from forensics_app.core.calibrate import jpeg_roundtrip, to_uint8  # noqa: E402
 from forensics_app.core.calibration import calibration_for, for_image  # noqa: E402
@@ -186,10 +186,7 @@ def main() -> None:
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        zoo = Zoo(args.home or Path(tmp))
-        for model_id in (CANDIDATE, *OTHER_AUTOENCODERS):
-            if model_id not in zoo.installed_ids():
-                zoo.install(model_id, mirrors=[SHARED / "zoo-mirror"])
+        zoo = zoo_with(args.home or Path(tmp), (CANDIDATE, *OTHER_AUTOENCODERS))
         candidate = OnnxAutoencoder(zoo.installed(CANDIDATE))
         sets = build_sets(zoo, candidate, 3 if args.quick else args.crops, args.seed)
         scores = score_all(sets, candidate)
