@@ -13,8 +13,9 @@ Decision rule (documented in the README and printed in every report):
   decisive method that ran says consistent, rejected when every one says rejected; any disagreement
   or missing calibration leaves it undecided, with the reason stated.
 - Verdict: exactly one consistent model -> attributed to it (with a caveat in the reasons when only
-  one decisive method ran); several -> inconclusive (they may share an autoencoder); none, and every model rejected -> not attributed (unless heavy JPEG compression makes
-  a negative uninformative -> inconclusive); otherwise inconclusive.
+  one decisive method ran); several -> inconclusive (they may share an autoencoder); none, and every
+  model rejected -> not attributed (unless heavy JPEG compression makes a negative uninformative ->
+  inconclusive); otherwise inconclusive.
 """
 
 from __future__ import annotations
