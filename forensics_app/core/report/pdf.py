@@ -531,7 +531,7 @@ FAILURE_MODES = [
     "evidence of a real photograph.",
     "Other autoencoders' outputs of smooth, low-texture content can score like a candidate's own outputs under "
     "AEDR alone. Measured (held-out photos, 128 px crops, three demonstration autoencoders not used in any "
-    "calibration, α = 1%): AEDR alone attributed 1 of 18 PNG and 4 of 18 JPEG q90 outputs to TAEF2; with the "
+    "calibration, α = 1%): AEDR alone attributed 0 of 18 PNG and 3 of 18 JPEG q90 outputs to TAEF2; with the "
     "inversion deep check also required, none. Confirm consequential attributions with both methods.",
     "Demonstration models are small generators trained for testing this software; findings about them show how "
     "the method behaves, not anything about real-world generators.",
