@@ -119,7 +119,7 @@ def main() -> int:
         settle(app)
         save(window.findChild(QDockWidget, "Findings"), out / "findings_histogram.png")
         candidates = window.evidence.items[1].result.findings.candidates
-        window.histogram.select_candidate(next(i for i, c in enumerate(candidates) if "extractor" in c.parameters))
+        window.histogram.select_candidate(next(i for i, c in enumerate(candidates) if c.extractor))
         settle(app)
         save(window.findChild(QDockWidget, "Findings"), out / "findings_fingerprint.png")
 

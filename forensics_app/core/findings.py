@@ -39,6 +39,11 @@ class CandidateFinding:
     def attributed(self) -> bool:
         return self.status == CONSISTENT
 
+    @property
+    def extractor(self) -> str | None:
+        """The learned-fingerprint extractor that made this reading; None for a method's reading."""
+        return self.parameters.get("extractor")
+
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items()}
         d["attributed"] = self.attributed

@@ -61,7 +61,7 @@ class FindingsPanel(QWidget):
         self.table.setRowCount(len(findings.candidates))
         for row, c in enumerate(findings.candidates):
             cells = (c.model_name, c.method, f"{c.score:.4g}", format_p(c.p_value), format_p(c.p_real), c.status)
-            tips = (c.model, c.method_title + ("" if c.decisive else ": a baseline shown for comparison, never votes"),
+            tips = (c.model, c.method_title + ("" if c.decisive else ": shown for comparison, never votes"),
                     "", "", "", f"threshold {c.threshold:.4g}" if c.threshold is not None else "no calibration")
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)

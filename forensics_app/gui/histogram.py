@@ -18,7 +18,7 @@ def fingerprint_note(candidate) -> str:
     """A learned fingerprint has class probabilities instead of calibration histograms: say them."""
     probabilities = sorted(candidate.components.items(), key=lambda kv: -kv[1])[:4]
     listed = ", ".join(f"{name[2:-1]} {p:.2f}" for name, p in probabilities)  # keys are "p(class)"
-    return (f"{candidate.method_title} ({candidate.parameters['extractor']}, "
+    return (f"{candidate.method_title} ({candidate.extractor}, "
             f"{candidate.parameters['patches']} patches): {listed}. A generator is named only when its "
             f"probability reaches {candidate.parameters['open_set_threshold']:.2f}; fingerprints are shown "
             f"for comparison and never decide the verdict.")
@@ -101,7 +101,7 @@ class ScoreHistogram(QWidget):
         self.plot.setVisible(calibration is not None)  # an empty plot would suggest a distribution exists
         if calibration is None:
             self._show_curves(False)
-            self.note.setText(fingerprint_note(candidate) if "extractor" in candidate.parameters else
+            self.note.setText(fingerprint_note(candidate) if candidate.extractor else
                               f"No valid calibration for {candidate.method} on {candidate.model_name}: "
                               "calibrate the model (forensics-app zoo calibrate) to get p-values.")
             return

@@ -412,8 +412,8 @@ class _Builder:
         seen, extractors = {}, {}
         for f in self.report.findings:
             for c in f.candidates:
-                if "extractor" in c.parameters:
-                    extractors.setdefault(c.parameters["extractor"], c.calibration or {})
+                if c.extractor:
+                    extractors.setdefault(c.extractor, c.calibration or {})
                 elif c.calibration:
                     seen.setdefault((c.model, c.method, c.calibration.get("alpha")), c.calibration)
         story = [CondPageBreak(45 * mm), _p("Measured error rates of the calibrations used", self.h2)]
@@ -505,8 +505,8 @@ def _describe(data: dict) -> str:
 
 
 def _method_label(c) -> str:
-    if "extractor" in c.parameters:  # a learned fingerprint: the extractor is what was run
-        return f"{c.method}, extractor {c.parameters['extractor']}"
+    if c.extractor:  # a learned fingerprint: the extractor is what was run
+        return f"{c.method}, extractor {c.extractor}"
     return f"{c.method} v{c.method_version}"
 
 
