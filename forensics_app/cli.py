@@ -147,7 +147,7 @@ def cmd_analyze(args) -> int:
         else:
             _print(f"{name:<36} {result.verdict.label:<15} {top.model:<10} {top.method:<15} {top.score:9.4g} "
                    f"{fmt(top.p_value)} {fmt(top.p_real)}")
-        for c in (c for c in result.candidates if "extractor" in c.parameters):  # --fingerprint readings
+        for c in (c for c in result.candidates if c.extractor):  # --fingerprint readings
             _print(f"{'':<36} {'(fingerprint)':<15} {c.model:<10} {c.method:<15} {c.score:9.4g} "
                    f"{fmt(c.p_value)} {fmt(c.p_real)}")
         if args.maps:
@@ -316,7 +316,7 @@ def cmd_fingerprint_train(args) -> int:
     if not Path(args.data).is_dir():
         raise ForensicsError(f"{args.data} is not a folder (expected one sub-folder of images per class).")
     manifest = train_extractor(Path(args.data), _extractor_folder(args), args.out,
-                               TrainSettings(kind=args.kind, steps=args.steps),
+                               TrainSettings(kind=args.kind, **({"steps": args.steps} if args.steps else {})),
                                Path(args.unknown) if args.unknown else None, log=_print)
     _print(f"wrote {manifest.source}")
     return EXIT_OK
@@ -431,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--data", required=True, help="folder with one sub-folder of images per class")
     ft.add_argument("--out", required=True, help="extractor name (manifest NAME.toml, ONNX weights/NAME.onnx)")
     ft.add_argument("--kind", choices=("repmix", "plain", "manifpt"), default="repmix")
-    ft.add_argument("--steps", type=int, default=800)
+    ft.add_argument("--steps", type=int,
+                    help="training steps (default: TrainSettings.steps in forensics_app.train.fingerprints)")
     ft.add_argument("--unknown", help="images of generators left out of training: calibrates the open-set threshold")
     ft.add_argument("--into", help="folder for the manifest (default: HOME/extractors)")
     ft.set_defaults(func=cmd_fingerprint_train)
