@@ -15,6 +15,18 @@ from forensics_app.core.runtime import PROVIDER_CHOICES
 from forensics_app.gui.preferences import Preferences
 
 
+def _check_list(entries) -> tuple[dict[str, QCheckBox], QVBoxLayout]:
+    """One checkbox per (key, label, tooltip, checked) entry, stacked; the boxes by key."""
+    boxes, layout = {}, QVBoxLayout()
+    for key, label, tooltip, checked in entries:
+        box = QCheckBox(label)
+        box.setToolTip(tooltip)
+        box.setChecked(checked)
+        boxes[key] = box
+        layout.addWidget(box)
+    return boxes, layout
+
+
 class SettingsDialog(QDialog):
     def __init__(self, preferences: Preferences, parent=None):
         super().__init__(parent)
@@ -39,31 +51,18 @@ class SettingsDialog(QDialog):
         self.alpha = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.2, singleStep=0.005)
         self.alpha.setValue(preferences.alpha)
         self.alpha.setToolTip("How often a real photo may be wrongly attributed (0.01 = 1 in 100)")
-        self.methods = {}
-        methods_box = QVBoxLayout()
-        for name, method in sorted(all_methods().items()):
-            box = QCheckBox(f"{method.title}" + ("" if method.decisive else " - baseline, does not vote"))
-            box.setChecked(name in preferences.methods)
-            self.methods[name] = box
-            methods_box.addWidget(box)
-        self.models = {}
-        models_box = QVBoxLayout()
+        self.methods, methods_box = _check_list(
+            (name, method.title + ("" if method.decisive else " - baseline, does not vote"), "",
+             name in preferences.methods) for name, method in sorted(all_methods().items()))
         zoo = Zoo(preferences.home)
-        for model_id in zoo.installed_ids():
-            box = QCheckBox(zoo.installed(model_id).manifest.display_name)
-            box.setChecked(not preferences.models or model_id in preferences.models)
-            self.models[model_id] = box
-            models_box.addWidget(box)
+        self.models, models_box = _check_list(
+            (model_id, zoo.installed(model_id).manifest.display_name, "",
+             not preferences.models or model_id in preferences.models) for model_id in zoo.installed_ids())
         if self.models:
             models_box.addWidget(QLabel("Each of k candidates is tested at the rate / k: fewer candidates, more power."))
-        self.extractors = {}
-        extractors_box = QVBoxLayout()
-        for name, manifest in sorted(shipped_extractors().items()):
-            box = QCheckBox(f"{manifest.display_name} - shown, does not vote")
-            box.setToolTip(manifest.description)
-            box.setChecked(name in preferences.extractors)
-            self.extractors[name] = box
-            extractors_box.addWidget(box)
+        self.extractors, extractors_box = _check_list(
+            (name, f"{manifest.display_name} - shown, does not vote", manifest.description,
+             name in preferences.extractors) for name, manifest in sorted(shipped_extractors().items()))
         form = QFormLayout()
         form.addRow("Application folder (zoo):", home_widget)
         form.addRow("Execution provider:", self.provider)
