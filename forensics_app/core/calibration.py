@@ -60,7 +60,7 @@ class Calibration:
     def can_decide(self, alpha: float, own_alpha: float | None = None) -> bool:
         """Enough samples for both tests: some score has p_real <= alpha, and some p_own <= own_alpha."""
         own_alpha = alpha if own_alpha is None else own_alpha
-        return 1.0 / (len(self.real_scores) + 1) <= alpha and 1.0 / (len(self.own_scores) + 1) <= own_alpha
+        return self.smallest_p_real() <= alpha and 1.0 / (len(self.own_scores) + 1) <= own_alpha
 
     def threshold(self, alpha: float) -> float | None:
         """Largest score still attributed at false-attribution rate alpha (None: the set is too small)."""

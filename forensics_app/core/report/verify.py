@@ -226,7 +226,6 @@ def _check_image(image: dict, run: dict, engines: dict, zoo, rel_tol: float, res
 
 def _check_calibrations(doc: dict, engines: dict, result: Verification) -> None:
     """Recorded calibrations against the ones installed now (a changed calibration changes p-values)."""
-
     recorded = calibrations_from_document(doc)
     if not recorded:
         return
