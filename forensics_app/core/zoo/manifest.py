@@ -53,6 +53,9 @@ class Manifest:
     spatial_factor: int = 8
     latent_scale: float = 1.0
     latent_shift: float = 0.0
+    # side of the patch AEDR tries every latent-grid phase on (0: scored at the stored grid only);
+    # set per model from the measured phase recovery and cost (methods/aedr.py)
+    phase_search_patch: int = 0
     demonstration: bool = False  # trained by this project for demonstration; not a public generator
     description: str = ""
     calibration_file: str | None = None  # shipped default calibration beside the manifest
@@ -72,7 +75,8 @@ class Manifest:
             "used_by": list(self.used_by), "licence": self.licence, "demonstration": self.demonstration,
             "description": self.description,
             "input": {"pixel_range": list(self.pixel_range), "spatial_factor": self.spatial_factor,
-                      "latent_scale": self.latent_scale, "latent_shift": self.latent_shift},
+                      "latent_scale": self.latent_scale, "latent_shift": self.latent_shift,
+                      "phase_search_patch": self.phase_search_patch},
             "architecture": self.architecture,
             "weights": [w.to_dict() for w in self.weights],
         }
@@ -95,6 +99,7 @@ def parse_manifest(text: str, source: Path | None = None) -> Manifest:
             weights=tuple(WeightFile(**w) for w in doc["weights"]),
             pixel_range=tuple(inp.get("pixel_range", (0.0, 1.0))), spatial_factor=int(inp.get("spatial_factor", 8)),
             latent_scale=float(inp.get("latent_scale", 1.0)), latent_shift=float(inp.get("latent_shift", 0.0)),
+            phase_search_patch=int(inp.get("phase_search_patch", 0)),
             demonstration=bool(doc.get("demonstration", False)), description=doc.get("description", ""),
             calibration_file=doc.get("calibration", {}).get("file"), extra=doc.get("extra", {}), source=source,
         )
