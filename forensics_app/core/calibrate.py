@@ -1,14 +1,29 @@
-"""Building a model's calibration: scores of its own outputs and of real photos, per method.
+"""Building calibrations: scores of real photos as users bring them, and of each model's own outputs.
 
-Own outputs are the model's decoder applied to real photos (decode(encode(x)), half of them from a
-slightly perturbed latent so they are not all reconstructions of a photo) unless a folder of the
-model's real outputs is given. Both sets are cropped at several sizes and half of each set is
-re-saved as JPEG at quality 90-100, the form in which images usually travel; the false-attribution
-threshold is then valid for such files too. Everything is seeded and recorded in ``data``.
+The real side is a *pool* of crops of real photographs, made the same way for every model so that
+the scores of all installed candidates can be compared sample by sample (the family-wise decision
+rule in core/family.py needs that). Each real crop goes through one randomly drawn history of the
+real world: as published, re-compressed as JPEG at quality 50-100, compressed twice, resized by
+0.5-1.5x before cropping, or resized and then compressed; the crop itself is at a random offset.
+Each sample records its id (photo file and crop number), so a model calibrated later scores exactly
+the same samples, and the condition its pixels show (core/traces.py), so evidence is compared with
+samples of its own condition.
+
+Only photos of the *calibration split* enter (``calibration_split``): a fixed two thirds of the
+folder chosen by the SHA-256 of each file name, so anyone can recompute it; the other third is the
+test split that benchmarks measure error rates on. The project's demonstration autoencoders were
+trained on CBSD68, so CBSD68 never calibrates.
+
+Own outputs are the model's decoder applied to crops of the same calibration photos (every second
+one from a slightly perturbed latent), then saved as the generator's users save them: as they are
+or as JPEG at quality 70-100, and cropped at a random offset of the latent grid when the method
+searches the grid phase. ``cross`` records each model's scores of *other* models' own outputs: the
+wrong-generator rate and the test between look-alike candidates are read from it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +35,36 @@ from forensics_app.core.calibration import Calibration, weights_sha256
 from forensics_app.core.evidence import iter_image_files, load_evidence
 from forensics_app.core.imageprep import TilingSettings, from_model_range, to_model_range
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
+from forensics_app.core.traces import pixel_traces
+
+REAL_HISTORIES = ("as published", "JPEG", "double JPEG", "resized", "resized then JPEG")
 
 
 @dataclass(frozen=True)
 class CalibrationPlan:
-    crops_per_image: int = 3
-    crop_sides: tuple[int, ...] = (128, 192, 256)
-    jpeg_share: float = 0.5
-    jpeg_qualities: tuple[int, int] = (90, 100)
+    crops_per_image: int = 4
+    crop_sides: tuple[int, ...] = (128, 160, 192)
+    own_samples: int = 300  # own outputs per model
+    cross_samples: int = 150  # of each other model's own outputs, scored by this model
+    real_jpeg_qualities: tuple[int, int] = (50, 100)
+    own_jpeg_share: float = 0.6
+    own_jpeg_qualities: tuple[int, int] = (70, 100)
+    resize_range: tuple[float, float] = (0.5, 1.5)
     latent_noise: float = 0.1  # in units of the latent's standard deviation
     seed: int = 0
+
+
+def in_calibration_split(path: Path) -> bool:
+    """Two thirds of a folder's photos calibrate, one third tests: by the SHA-256 of the file name."""
+    return int(hashlib.sha256(path.name.encode("utf-8")).hexdigest(), 16) % 3 != 0
+
+
+def calibration_split(folder: Path) -> list[Path]:
+    return [p for p in iter_image_files([folder])[0] if in_calibration_split(p)]
+
+
+def test_split(folder: Path) -> list[Path]:
+    return [p for p in iter_image_files([folder])[0] if not in_calibration_split(p)]
 
 
 def to_uint8(rgb01: np.ndarray) -> np.ndarray:
@@ -42,14 +77,65 @@ def jpeg_roundtrip(rgb8: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
-def random_crops(rgb8: np.ndarray, plan: CalibrationPlan, factor: int, rng: np.random.Generator) -> list[np.ndarray]:
+def resized(rgb8: np.ndarray, scale: float) -> np.ndarray:
+    image = Image.fromarray(rgb8)
+    size = (max(8, round(image.width * scale)), max(8, round(image.height * scale)))
+    return np.asarray(image.resize(size, Image.Resampling.BICUBIC))
+
+
+def random_crop(rgb8: np.ndarray, plan: CalibrationPlan, rng: np.random.Generator) -> np.ndarray | None:
     h, w = rgb8.shape[:2]
-    out = []
-    for _ in range(plan.crops_per_image):
-        side = int(rng.choice([s for s in plan.crop_sides if s <= min(h, w)] or [min(h, w) // factor * factor]))
-        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        out.append(rgb8[y:y + side, x:x + side])
-    return out
+    sides = [s for s in plan.crop_sides if s <= min(h, w)]
+    if not sides:
+        return None
+    side = int(rng.choice(sides))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    return np.ascontiguousarray(rgb8[y:y + side, x:x + side])
+
+
+def real_sample(photo: np.ndarray, plan: CalibrationPlan, rng: np.random.Generator) -> tuple[np.ndarray | None, str]:
+    """One crop of a real photo with a randomly drawn real-world history."""
+    history = str(rng.choice(REAL_HISTORIES))
+    quality = lambda: int(rng.integers(plan.real_jpeg_qualities[0], plan.real_jpeg_qualities[1] + 1))
+    if history.startswith("resized"):
+        scale = float(rng.uniform(*plan.resize_range))
+        photo = resized(photo, scale)
+        history = history.replace("resized", f"resized x{scale:.2f}")
+    crop = random_crop(photo, plan, rng)
+    if crop is None:
+        return None, history
+    if history.endswith("JPEG"):
+        q1 = quality()
+        crop = jpeg_roundtrip(crop, q1)
+        if history == "double JPEG":
+            q2 = quality()
+            crop = jpeg_roundtrip(crop, q2)
+            history = f"double JPEG q{q1}, q{q2}"
+        else:
+            history = f"{history} q{q1}"
+    return crop, history
+
+
+@dataclass
+class Sample:
+    id: str
+    pixels: np.ndarray  # (H, W, 3) uint8
+    history: str
+    condition: str  # what the pixels show (core/traces.py)
+
+
+def real_pool(folder: Path, plan: CalibrationPlan = CalibrationPlan(), max_images: int | None = None) -> list[Sample]:
+    """The real samples every model is calibrated on: deterministic for a folder, plan and seed."""
+    rng = np.random.default_rng(plan.seed)
+    samples = []
+    for path in calibration_split(folder)[:max_images]:
+        photo = load_evidence(path).rgb
+        for k in range(plan.crops_per_image):
+            pixels, history = real_sample(photo, plan, rng)
+            if pixels is not None:
+                samples.append(Sample(f"{folder.name}/{path.name}#{k}", pixels, history,
+                                      pixel_traces(pixels).condition))
+    return samples
 
 
 def own_output(autoencoder, rgb8: np.ndarray, perturb: bool, plan: CalibrationPlan,
@@ -62,55 +148,80 @@ def own_output(autoencoder, rgb8: np.ndarray, perturb: bool, plan: CalibrationPl
     return to_uint8(from_model_range(autoencoder.decode(latent), pixel_range))
 
 
-def build_calibrations(autoencoder, methods, real_dir: Path, generated_dir: Path | None = None,
-                       plan: CalibrationPlan = CalibrationPlan(), max_images: int | None = None,
-                       tiling: TilingSettings = TilingSettings(), progress: ProgressCallback = no_progress,
-                       cancel: CancelToken = NEVER_CANCELLED) -> list[Calibration]:
-    rng = np.random.default_rng(plan.seed)
+def own_pool(autoencoder, folder: Path, plan: CalibrationPlan = CalibrationPlan(), shift_phase: bool = True,
+             max_images: int | None = None) -> list[Sample]:
+    """The model's own outputs as they travel; ``shift_phase`` crops them off the latent grid at random."""
+    rng = np.random.default_rng([plan.seed, 1])
     factor = autoencoder.manifest.spatial_factor
-    real_files = iter_image_files([real_dir])[0][:max_images]
-    generated_files = iter_image_files([generated_dir])[0][:max_images] if generated_dir else []
+    photos = calibration_split(folder)[:max_images]
+    samples = []
+    k = 0
+    while len(samples) < plan.own_samples and photos:
+        path = photos[k % len(photos)]
+        crop = random_crop(load_evidence(path).rgb, plan, rng)
+        k += 1
+        if crop is None:
+            continue
+        side = crop.shape[0] // factor * factor
+        output = own_output(autoencoder, crop[:side, :side], perturb=k % 2 == 0, plan=plan, rng=rng)
+        dy, dx = (int(v) for v in rng.integers(0, factor, 2)) if shift_phase else (0, 0)
+        output = np.ascontiguousarray(output[dy:, dx:])
+        history = f"decoded, grid offset ({dy}, {dx})"
+        if rng.random() < plan.own_jpeg_share:
+            q = int(rng.integers(plan.own_jpeg_qualities[0], plan.own_jpeg_qualities[1] + 1))
+            output = jpeg_roundtrip(output, q)
+            history += f", JPEG q{q}"
+        samples.append(Sample(f"{autoencoder.id}/{path.name}#{k}", output, history, pixel_traces(output).condition))
+    return samples
 
-    real_samples, own_samples = [], []
-    for path in real_files:
-        for k, c in enumerate(random_crops(load_evidence(path).rgb, plan, factor, rng)):
-            real_samples.append(c)
-            if not generated_files:
-                own_samples.append(own_output(autoencoder, c, perturb=k % 2 == 1, plan=plan, rng=rng))
-    for path in generated_files:
-        own_samples.extend(random_crops(load_evidence(path).rgb, plan, factor, rng))
 
-    def maybe_jpeg(samples: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-        out, lossy = [], []
-        for s in samples:
-            compress = rng.random() < plan.jpeg_share
-            if compress:
-                s = jpeg_roundtrip(s, int(rng.integers(plan.jpeg_qualities[0], plan.jpeg_qualities[1] + 1)))
-            out.append(s)
-            lossy.append(compress)
-        return out, np.asarray(lossy, dtype=bool)
+def score_samples(autoencoder, method, samples: list[Sample], tiling: TilingSettings = TilingSettings(),
+                  progress: ProgressCallback = no_progress, cancel: CancelToken = NEVER_CANCELLED,
+                  label: str = "") -> np.ndarray:
+    factor = autoencoder.manifest.spatial_factor
+    scores = []
+    for i, sample in enumerate(samples):
+        cancel.raise_if_cancelled()
+        h, w = sample.pixels.shape[0] // factor * factor, sample.pixels.shape[1] // factor * factor
+        rgb01 = sample.pixels[:h, :w].astype(np.float32) / 255.0
+        scores.append(method.run(rgb01, autoencoder, tiling, cancel).score)
+        progress(Progress((i + 1) / len(samples), f"{label}{method.name}: {i + 1}/{len(samples)}"))
+    return np.asarray(scores, dtype=np.float64)
 
-    (real_samples, real_lossy), (own_samples, own_lossy) = maybe_jpeg(real_samples), maybe_jpeg(own_samples)
-    scores = {m.name: {"own": [], "real": []} for m in methods}
-    total = (len(real_samples) + len(own_samples)) * len(methods)
-    done = 0
-    for kind, samples in (("real", real_samples), ("own", own_samples)):
-        for sample in samples:
-            for method in methods:
-                cancel.raise_if_cancelled()
-                result = method.run(sample.astype(np.float32) / 255.0, autoencoder, tiling, cancel)
-                scores[method.name][kind].append(result.score)
-                done += 1
-                progress(Progress(done / total, f"calibrating {method.name} on {kind} samples"))
 
+def parameters_for(method, manifest) -> dict:
+    """The method's parameters for this model (AEDR adds the model's phase search)."""
+    specific = getattr(method, "parameters_for", None)
+    return specific(manifest) if specific else dict(method.parameters)
+
+
+def shifts_phase(method, autoencoder) -> bool:
+    """Whether the score searches the latent-grid phase for this model: then own samples are cropped off-grid."""
+    return bool(parameters_for(method, autoencoder.manifest).get("phase_search_patch"))
+
+
+def build_calibration(autoencoder, method, real: list[Sample], folder: Path, plan: CalibrationPlan = CalibrationPlan(),
+                      generated: list[Sample] | None = None, tiling: TilingSettings = TilingSettings(),
+                      progress: ProgressCallback = no_progress, cancel: CancelToken = NEVER_CANCELLED,
+                      max_images: int | None = None) -> tuple[Calibration, list[Sample]]:
+    """One model's calibration for one method; returns it with the own samples (for other models' cross scores)."""
+    own = generated if generated is not None else own_pool(autoencoder, folder, plan,
+                                                          shifts_phase(method, autoencoder), max_images)
+    real_scores = score_samples(autoencoder, method, real, tiling, progress, cancel, "real photos, ")
+    own_scores = score_samples(autoencoder, method, own, tiling, progress, cancel, "own outputs, ")
     data = {
-        "real": {"folder": str(real_dir), "images": len(real_files), "samples": len(real_samples)},
-        "own": ({"folder": str(generated_dir), "images": len(generated_files)} if generated_files else
-                {"made_by": "the model's own decoder from the real crops (every second one from a latent "
-                            f"perturbed by {plan.latent_noise} standard deviations)"}) | {"samples": len(own_samples)},
-        "plan": dict(plan.__dict__),
+        "real": {"folder": folder.name, "split": "calibration split (core/calibrate.py: in_calibration_split)",
+                 "photos": len({s.id.split("#")[0] for s in real}), "samples": len(real),
+                 "histories": list(REAL_HISTORIES)},
+        "own": ({"made_by": "files given by the user"} if generated is not None else
+                {"made_by": "the model's own decoder from crops of the calibration photos (every second one from "
+                            f"a latent perturbed by {plan.latent_noise} standard deviations)"}) | {"samples": len(own)},
+        "plan": {k: list(v) if isinstance(v, tuple) else v for k, v in plan.__dict__.items()},
         "weights_sha256": weights_sha256(autoencoder.manifest),
     }
-    return [Calibration(autoencoder.id, m.name, m.version, dict(m.parameters), np.asarray(scores[m.name]["own"]),
-                        np.asarray(scores[m.name]["real"]), data, own_lossy=own_lossy, real_lossy=real_lossy)
-            for m in methods]
+    calibration = Calibration(
+        autoencoder.id, method.name, method.version, parameters_for(method, autoencoder.manifest), own_scores,
+        real_scores, data,
+        own_conditions=np.array([s.condition for s in own]), real_conditions=np.array([s.condition for s in real]),
+        real_ids=np.array([s.id for s in real]))
+    return calibration, own

@@ -6,10 +6,11 @@ Scores are oriented LOW = consistent with the model. From the two empirical dist
 Both use the (1 + count) / (n + 1) form, which is exact for exchangeable samples and never returns 0,
 so a p-value can never claim more certainty than the calibration set size supports.
 
-Lossy re-compression shifts scores (JPEG smooths fine detail), so every sample records whether it
-was lossily compressed, and an image is compared with the samples of its own condition: a PNG with
-lossless samples, a JPEG with JPEG samples. Pooling both would widen the "own outputs"
-distribution and let other generators' lossless images pass as consistent.
+Lossy compression shifts scores (JPEG smooths fine detail), so every sample records the condition
+its pixels show (core/traces.py: JPEG quantisation traces, whatever the container), and an image is
+compared with the samples of its own condition. Real samples carry ids in a real pool shared by every
+model (core/calibrate.py), so the decision rule can use the scores of all candidates on the same
+photos (core/family.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from forensics_app.core.errors import ForensicsError
 
-CALIBRATION_SCHEMA = 1
+CALIBRATION_SCHEMA = 2
 
 
 @dataclass
@@ -36,17 +37,29 @@ class Calibration:
     real_scores: np.ndarray
     data: dict  # what the samples are: folders, counts, crops, seed, split
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    own_lossy: np.ndarray | None = None  # per own sample: True when it was lossily re-compressed
-    real_lossy: np.ndarray | None = None
+    own_conditions: np.ndarray | None = None  # per sample: what its pixels show (core/traces.py)
+    real_conditions: np.ndarray | None = None
+    real_ids: np.ndarray | None = None  # per real sample: its id in the shared real pool (core/calibrate.py)
+    cross: dict[str, np.ndarray] = field(default_factory=dict)  # other model -> this model's scores of its outputs
 
-    def for_condition(self, lossy: bool) -> Calibration:
-        """The samples whose compression matches the image's (all samples when none were recorded)."""
-        if self.own_lossy is None or self.real_lossy is None:
+    def for_condition(self, condition: str | None) -> Calibration:
+        """The samples whose pixels show this condition (all samples when none were recorded)."""
+        if condition is None or self.own_conditions is None or self.real_conditions is None:
             return self
-        own, real = self.own_lossy == lossy, self.real_lossy == lossy
-        data = dict(self.data, condition="lossy (JPEG-like)" if lossy else "lossless")
+        own, real = self.own_conditions == condition, self.real_conditions == condition
         return Calibration(self.model, self.method, self.method_version, self.parameters, self.own_scores[own],
-                           self.real_scores[real], data, self.created)
+                           self.real_scores[real], dict(self.data, condition=condition), self.created,
+                           self.own_conditions[own], self.real_conditions[real],
+                           None if self.real_ids is None else self.real_ids[real], self.cross)
+
+    def restricted_to(self, ids: np.ndarray) -> Calibration:
+        """Only the real samples with these ids, in that order (the samples shared by every candidate)."""
+        index = {sample_id: i for i, sample_id in enumerate(self.real_ids)}
+        rows = np.array([index[i] for i in ids], dtype=int)
+        return Calibration(self.model, self.method, self.method_version, self.parameters, self.own_scores,
+                           self.real_scores[rows], self.data, self.created, self.own_conditions,
+                           None if self.real_conditions is None else self.real_conditions[rows], np.asarray(ids),
+                           self.cross)
 
     def p_own(self, score: float) -> float:
         return float((1 + np.sum(self.own_scores >= score)) / (len(self.own_scores) + 1))
@@ -54,29 +67,15 @@ class Calibration:
     def p_real(self, score: float) -> float:
         return float((1 + np.sum(self.real_scores <= score)) / (len(self.real_scores) + 1))
 
-    def smallest_p_real(self) -> float:
-        return 1.0 / (len(self.real_scores) + 1)
-
-    def can_decide(self, alpha: float, own_alpha: float | None = None) -> bool:
-        """Enough samples for both tests: some score has p_real <= alpha, and some p_own <= own_alpha."""
-        own_alpha = alpha if own_alpha is None else own_alpha
-        return self.smallest_p_real() <= alpha and 1.0 / (len(self.own_scores) + 1) <= own_alpha
-
-    def threshold(self, alpha: float) -> float | None:
-        """Largest score still attributed at false-attribution rate alpha (None: the set is too small)."""
-        k = int(np.floor(alpha * (len(self.real_scores) + 1))) - 1  # p_real(s) <= alpha  <=>  #{real <= s} <= k
+    def threshold(self, critical_p: float | None) -> float | None:
+        """Largest score whose p_real is at most ``critical_p`` (None: no score reaches it with these samples)."""
+        if critical_p is None:
+            return None
+        k = int(np.floor(critical_p * (len(self.real_scores) + 1) + 1e-9)) - 1  # p_real(s) <= c <=> #{real <= s} <= k
         if k < 0:
             return None
         ordered = np.sort(self.real_scores)
         return float(np.nextafter(ordered[k], -np.inf)) if k < len(ordered) else float(ordered[-1])
-
-    def error_rates(self, alpha: float) -> dict:
-        """Rates measured on the calibration samples themselves at this alpha."""
-        t = self.threshold(alpha)
-        if t is None:
-            return {"false_attribution_real": None, "true_attribution_own": None}
-        return {"false_attribution_real": float(np.mean(self.real_scores <= t)),
-                "true_attribution_own": float(np.mean(self.own_scores <= t))}
 
     def histogram(self, bins: int = 40) -> dict:
         """Counts over shared log-spaced bins, for the GUI and the report."""
@@ -87,37 +86,22 @@ class Calibration:
         return {"edges": edges.tolist(), "own": np.histogram(self.own_scores, edges)[0].tolist(),
                 "real": np.histogram(self.real_scores, edges)[0].tolist(), "log_x": True}
 
-    def summary(self, alpha: float) -> dict:
-        return {"n_own": int(len(self.own_scores)), "n_real": int(len(self.real_scores)),
-                "threshold": self.threshold(alpha), "alpha": alpha, "data": self.data, "created": self.created,
-                **self.error_rates(alpha)}
-
     def to_dict(self) -> dict:
+        optional = {"own_conditions": self.own_conditions, "real_conditions": self.real_conditions,
+                    "real_ids": self.real_ids}
         return {"model": self.model, "method": self.method, "method_version": self.method_version,
                 "parameters": self.parameters, "own_scores": self.own_scores.tolist(),
                 "real_scores": self.real_scores.tolist(), "data": self.data, "created": self.created,
-                **({"own_lossy": self.own_lossy.tolist(), "real_lossy": self.real_lossy.tolist()}
-                   if self.own_lossy is not None and self.real_lossy is not None else {})}
+                **{k: v.tolist() for k, v in optional.items() if v is not None},
+                "cross": {m: v.tolist() for m, v in sorted(self.cross.items())}}
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        masks = {k: np.asarray(d[k], dtype=bool) for k in ("own_lossy", "real_lossy") if k in d}
+        labels = {k: np.asarray(d[k], dtype=str) for k in ("own_conditions", "real_conditions", "real_ids") if k in d}
         return cls(d["model"], d["method"], d["method_version"], d.get("parameters", {}),
                    np.asarray(d["own_scores"], dtype=np.float64), np.asarray(d["real_scores"], dtype=np.float64),
-                   d.get("data", {}), d.get("created", ""), **masks)
-
-
-LOSSY_FORMATS = {"JPEG", "MPO", "WEBP", "HEIF", "AVIF"}  # WebP may be lossless; treated as lossy (conservative)
-
-
-def is_lossy(image_format: str) -> bool:
-    return image_format.upper() in LOSSY_FORMATS
-
-
-def for_image(cal: Calibration, image_format: str, alpha: float, own_alpha: float | None = None) -> Calibration:
-    """The samples of the image's compression condition when both tests can decide with them, else all samples."""
-    same_condition = cal.for_condition(is_lossy(image_format))
-    return same_condition if same_condition.can_decide(alpha, own_alpha) else cal
+                   d.get("data", {}), d.get("created", ""), **labels,
+                   cross={m: np.asarray(v, dtype=np.float64) for m, v in d.get("cross", {}).items()})
 
 
 def save_calibrations(path: Path, calibrations: list[Calibration]) -> None:
