@@ -117,7 +117,7 @@ def candidate_finding(extractor: Extractor, rgb01: np.ndarray, alpha: float) -> 
     p_own = 1.0 - _fraction_below(own, score - 1e-9) if own else None
     p_real = _fraction_below(real, score) if real else None
     if reading.named is not None:
-        status, model = reading_status(p_own, p_real, alpha), reading.named
+        status, model = reading_status(p_own, p_real, alpha, alpha), reading.named
     else:
         status = REJECTED if reading.predicted == "real" else UNDECIDED
         model = reading.predicted if reading.predicted == "real" else UNKNOWN

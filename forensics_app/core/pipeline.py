@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forensics_app import __version__
-from forensics_app.core.calibration import Calibration, calibration_for, for_image, load_calibrations, weights_sha256
+from forensics_app.core.calibration import Calibration, calibration_for, load_calibrations, weights_sha256
+from forensics_app.core.calibrate import parameters_for
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import Evidence, IntakeLimits, load_evidence
-from forensics_app.core.findings import CandidateFinding, FailedImage, ImageFindings
+from forensics_app.core.family import PairTest, family_rule, look_alikes, pair_test, wrong_generator_rates
+from forensics_app.core.findings import CONSISTENT, REJECTED, UNDECIDED, CandidateFinding, FailedImage, ImageFindings
 from forensics_app.core.fingerprint import candidate_finding as fingerprint_candidate
 from forensics_app.core.fingerprint import find_extractor
 from forensics_app.core.imageprep import TilingSettings, analysis_region, crop
@@ -24,7 +26,8 @@ from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, Prog
 from forensics_app.core.methods import DEFAULT_METHODS, get_method
 from forensics_app.core.methods.base import MethodResult
 from forensics_app.core.runtime import RuntimeSettings, SessionCache
-from forensics_app.core.verdict import decide, per_model_alpha, rank, reading_status
+from forensics_app.core.traces import JPEG_TRACES, pixel_traces
+from forensics_app.core.verdict import HEAVY_JPEG_QUALITY, DecisionContext, decide, rank, reading_status
 from forensics_app.core.zoo.store import InstalledModel, Zoo
 
 DEFAULT_ALPHA = 0.01
@@ -34,7 +37,7 @@ DEFAULT_ALPHA = 0.01
 class AnalysisSettings:
     methods: tuple[str, ...] = DEFAULT_METHODS
     models: tuple[str, ...] = ()  # empty = every installed autoencoder
-    alpha: float = DEFAULT_ALPHA  # false-attribution rate for the decision threshold
+    alpha: float = DEFAULT_ALPHA  # analysis-wide false-attribution rate (core/family.py)
     tiling: TilingSettings = TilingSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     intake: IntakeLimits = IntakeLimits()
@@ -120,7 +123,7 @@ class Engine:
         used = {}
         for loaded in self.models:
             for method in self.methods:
-                cal = calibration_for(method, method.parameters, loaded.calibrations)
+                cal = calibration_for(method, parameters_for(method, loaded.installed.manifest), loaded.calibrations)
                 if cal is not None:
                     used[(loaded.id, method.name)] = cal
         return used
@@ -156,9 +159,12 @@ class Engine:
         """``stored_result`` may hand back an earlier MethodResult for (evidence sha256, model, method),
         which is reused instead of running the method (the case file's cache); calibrated readings and
         the verdict are always worked out afresh from the current calibrations."""
-        alpha = self.settings.alpha
-        model_alpha = per_model_alpha(alpha, len(self.models))  # attribution, per candidate (verdict.py)
-        candidates: list[CandidateFinding] = []
+        return self.conclude(evidence, self.score(evidence, progress, cancel, stored_result))
+
+    def score(self, evidence: Evidence, progress: ProgressCallback = no_progress,
+              cancel: CancelToken = NEVER_CANCELLED, stored_result: StoredResult = no_stored_result) -> Scored:
+        """Every (model, method) result for this image, before any calibration."""
+        results: list[tuple[LoadedModel, object, MethodResult]] = []
         maps, reconstructions = {}, {}
         steps = max(1, len(self.models) * len(self.methods))
         region = None
@@ -180,30 +186,106 @@ class Engine:
                 result = stored_result(evidence.sha256, loaded, method)
                 if result is None:
                     result = method.run(image, loaded.autoencoder, self.settings.tiling, cancel, method_progress)
-                cal = calibration_for(method, method.parameters, loaded.calibrations)
-                cal = for_image(cal, evidence.format, model_alpha, alpha) if cal else None
-                p_own = cal.p_own(result.score) if cal else None
-                p_real = cal.p_real(result.score) if cal else None
-                candidates.append(CandidateFinding(
-                    model=loaded.id, model_name=manifest.display_name, method=method.name,
-                    method_title=method.title, method_version=method.version, decisive=method.decisive,
-                    score=result.score, components=result.components, p_value=p_own, p_real=p_real,
-                    threshold=cal.threshold(model_alpha) if cal else None,
-                    status=reading_status(p_own, p_real, model_alpha, alpha),
-                    provider=result.provider, parameters=result.parameters, seconds=result.seconds,
-                    calibration=cal.summary(model_alpha) if cal else None))
+                results.append((loaded, method, result))
                 for name, array in result.maps.items():
                     maps[(loaded.id, method.name, name)] = array
             if self.settings.keep_reconstructions:
                 reconstructions[loaded.id] = loaded.autoencoder.reconstruct(image, self.settings.tiling, cancel)
         progress(Progress(1.0, "done"))
-        names = {m.id: m.installed.manifest.display_name for m in self.models}
-        verdict = decide(candidates, alpha, names, evidence.jpeg_quality)
+        return Scored(results, maps, reconstructions, region)
+
+    def conclude(self, evidence: Evidence, scored: Scored, models: Iterable[str] | None = None) -> ImageFindings:
+        """Calibrated readings and the verdict; ``models`` narrows the candidates (the benchmarks' held-out sets)."""
+        keep = set(models) if models is not None else {m.id for m in self.models}
+        results = [r for r in scored.results if r[0].id in keep]
+        maps, reconstructions, region = scored.maps, scored.reconstructions, scored.region
+        traces = pixel_traces(evidence.rgb)
+        candidates, context = calibrated_readings(results, self.settings.alpha, traces.condition,
+                                                  (evidence.height, evidence.width))
+        names = {m.id: m.installed.manifest.display_name for m in self.models if m.id in keep}
+        heavy_jpeg = traces.condition == JPEG_TRACES or (evidence.jpeg_quality or 100) < HEAVY_JPEG_QUALITY
+        verdict = decide(candidates, self.settings.alpha, names, evidence.jpeg_quality, heavy_jpeg, context)
         # fingerprints are shown and ranked but never vote: they are added after the verdict
-        candidates += [fingerprint_candidate(e, rgb01, alpha) for e in self.extractors]
-        return ImageFindings(path=evidence.path, sha256=evidence.sha256, facts=evidence_facts(evidence),
+        if self.extractors:
+            rgb01 = evidence.rgb01()
+            candidates += [fingerprint_candidate(e, rgb01, self.settings.alpha) for e in self.extractors]
+        facts = evidence_facts(evidence) | {"pixel_traces": traces.to_dict()}
+        return ImageFindings(path=evidence.path, sha256=evidence.sha256, facts=facts,
                              region=region.to_dict() if region else {}, verdict=verdict, candidates=rank(candidates),
                              metadata=evidence.metadata, maps=maps, reconstructions=reconstructions)
+
+
+@dataclass
+class Scored:
+    """One image's method results before calibration (what conclude() turns into findings)."""
+
+    results: list[tuple[LoadedModel, object, MethodResult]]
+    maps: dict
+    reconstructions: dict
+    region: object
+
+
+def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]], alpha: float, condition: str,
+                        image_size: tuple[int, int]) -> tuple[list[CandidateFinding], DecisionContext]:
+    """Every (model, method) result with its p-values under the family-wise rule of its method."""
+    context = DecisionContext()
+    by_method: dict[str, dict[str, Calibration]] = {}
+    for loaded, method, result in results:
+        cal = calibration_for(method, result.parameters, loaded.calibrations)
+        if cal is not None:
+            by_method.setdefault(method.name, {})[loaded.id] = cal
+    rules = {name: family_rule(cals, alpha, condition) for name, cals in by_method.items()}
+    context.rules = rules
+    candidates = []
+    for loaded, method, result in results:
+        manifest = loaded.installed.manifest
+        rule = rules.get(method.name)
+        used = rule.calibrations.get(loaded.id) if rule else None
+        p_own = used.p_own(result.score) if used is not None else None
+        p_real = used.p_real(result.score) if used is not None else None
+        critical = rule.critical_p if rule else None
+        status = reading_status(p_own, p_real, critical, alpha)
+        summary = None
+        if used is not None:
+            threshold = used.threshold(critical)
+            summary = {"n_own": int(len(used.own_scores)), "n_real": int(len(used.real_scores)),
+                       "condition": rule.condition, "rule": rule.to_dict(), "threshold": threshold,
+                       "histogram": used.histogram(), "data": used.data, "created": used.created,
+                       "wrong_generator": wrong_generator_rates(loaded.id, threshold, by_method[method.name],
+                                                                 condition),
+                       "look_alikes": look_alikes(loaded.id, result.score, by_method[method.name], condition)}
+            if status == REJECTED and off_grid(manifest, result, image_size):
+                status = UNDECIDED
+                context.notes.append(
+                    f"{manifest.display_name}: the image's size ({image_size[1]}x{image_size[0]}) is not a multiple of "
+                    f"{manifest.spatial_factor}, so it was cropped or resized after generation, and this model is "
+                    f"scored at the stored grid only: a crop off its latent grid would hide it")
+        candidates.append(CandidateFinding(
+            model=loaded.id, model_name=manifest.display_name, method=method.name,
+            method_title=method.title, method_version=method.version, decisive=method.decisive,
+            score=result.score, components=result.components, p_value=p_own, p_real=p_real,
+            threshold=summary["threshold"] if summary else None, status=status,
+            provider=result.provider, parameters=result.parameters, seconds=result.seconds, calibration=summary))
+    context.pair_tests = pair_tests(candidates, by_method, condition)
+    return candidates, context
+
+
+def off_grid(manifest, result: MethodResult, image_size: tuple[int, int]) -> bool:
+    """Sides that are not multiples of the latent grid mean a crop or resize, which a model without phase search misses."""
+    searched = bool(result.components.get("phase_searched"))
+    return not searched and any(side % manifest.spatial_factor for side in image_size)
+
+
+def pair_tests(candidates: list[CandidateFinding], by_method: dict[str, dict[str, Calibration]],
+               condition: str) -> list[PairTest]:
+    """Tests between every two models consistent under the same decisive method."""
+    tests = []
+    for method, cals in by_method.items():
+        readings = {c.model: c for c in candidates if c.method == method and c.decisive and c.status == CONSISTENT}
+        scores = {m: c.score for m, c in readings.items()}
+        models = sorted(readings)
+        tests += [pair_test(a, b, scores, cals, condition) for i, a in enumerate(models) for b in models[i + 1:]]
+    return tests
 
 
 def evidence_facts(evidence: Evidence) -> dict:

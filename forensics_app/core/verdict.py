@@ -1,27 +1,31 @@
 """From calibrated candidate readings to a ranked list and one verdict per image.
 
 Decision rule (documented in the README and printed in every report):
-- alpha is the false-attribution rate of the whole analysis. With k candidate generators, each one is
-  tested at alpha / k (Bonferroni), so a real photo is attributed to *any* of them at most alpha of the
-  time.
-- A (model, method) reading is *consistent* when p_real <= alpha / k (a real photo would score this low
-  at most alpha / k of the time) and p_own > alpha (the score is not an outlier among the model's own
-  outputs); *rejected* when p_own <= alpha and p_real > alpha / k; *undecided* otherwise (the score fits
-  both, or neither). A calibration with fewer than k / alpha - 1 real samples cannot attribute at all,
-  and the verdict says so.
+- alpha is the false-attribution rate of the whole analysis: the chance that a real photo is
+  attributed to any of the candidate generators. core/family.py turns it into a *critical p-value* c
+  for each decisive method, calibrated on the real photos that every candidate scored (min-p
+  resampling), between alpha / k and alpha for k candidates; where the samples are too few it abstains.
+- A (model, method) reading is *consistent* when p_real <= c (real photos score this low rarely
+  enough) and p_own > alpha (the score is not an outlier among the model's own outputs); *rejected*
+  when p_own <= alpha and p_real > c; *undecided* otherwise. A rejection by a model scored at its
+  stored grid only is not informative when the image's sides are not multiples of the latent grid
+  (it was cropped or resized after generation).
 - Only decisive methods vote (baselines are shown, never decide). A model is consistent when every
   decisive method that ran says consistent, rejected when every one says rejected; any disagreement
   or missing calibration leaves it undecided, with the reason stated.
-- Verdict: exactly one consistent model -> attributed to it (with a caveat in the reasons when only
-  one decisive method ran); several -> inconclusive (they may share an autoencoder); none, and every
-  model rejected -> not attributed (unless heavy JPEG compression makes a negative uninformative ->
-  inconclusive); otherwise inconclusive.
+- Verdict: exactly one consistent model -> attributed to it. Several -> the test between look-alike
+  candidates (core/family.py pair_test, on each model's own outputs) keeps the one the image fits
+  where the other's outputs would not; if none is singled out -> inconclusive, naming them. None, and
+  every model rejected -> not attributed (unless JPEG traces make a negative uninformative ->
+  inconclusive); otherwise inconclusive. An attribution states how often other candidates' outputs
+  reach the same score (the wrong-generator rate).
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 
+from forensics_app.core.family import FamilyRule, PairTest
 from forensics_app.core.findings import (
     ATTRIBUTED, CONSISTENT, INCONCLUSIVE, NOT_ATTRIBUTED, REJECTED, UNCALIBRATED, UNDECIDED, CandidateFinding,
     Verdict)
@@ -29,21 +33,24 @@ from forensics_app.core.findings import (
 HEAVY_JPEG_QUALITY = 90  # below this estimated quality, compression erases most autoencoder traces
 
 
-def per_model_alpha(alpha: float, candidates: int) -> float:
-    """The false-attribution rate each of ``candidates`` generators is tested at (Bonferroni)."""
-    return alpha / max(1, candidates)
-
-
-def reading_status(p_own: float | None, p_real: float | None, alpha: float, own_alpha: float | None = None) -> str:
-    """``alpha`` bounds attributing a real photo; ``own_alpha`` (default alpha) rejecting the model's own output."""
-    own_alpha = alpha if own_alpha is None else own_alpha
+def reading_status(p_own: float | None, p_real: float | None, critical_p: float | None, alpha: float) -> str:
+    """``critical_p`` bounds attributing a real photo (core/family.py); ``alpha`` rejecting the model's own output."""
     if p_own is None or p_real is None:
         return UNCALIBRATED
-    if p_real <= alpha and p_own > own_alpha:
+    if critical_p is not None and p_real <= critical_p and p_own > alpha:
         return CONSISTENT
-    if p_own <= own_alpha and p_real > alpha:
+    if p_own <= alpha and (critical_p is None or p_real > critical_p):
         return REJECTED
     return UNDECIDED
+
+
+@dataclass
+class DecisionContext:
+    """What the verdict is decided with besides the readings: the rules, the tests between candidates, notes."""
+
+    rules: dict[str, FamilyRule] = field(default_factory=dict)  # method -> its family-wise rule
+    pair_tests: list[PairTest] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 _STATUS_ORDER = {CONSISTENT: 0, UNDECIDED: 1, UNCALIBRATED: 2, REJECTED: 3}
@@ -75,8 +82,15 @@ def model_status(readings: list[CandidateFinding]) -> tuple[str, str]:
     return UNDECIDED, "the score lies between the model's own outputs and real photos"
 
 
+LOOK_ALIKE_SHARE = 0.05  # other generators' outputs reaching the image's score this often earn a caveat
+
+
 def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict[str, str],
-           jpeg_quality: int | None = None) -> Verdict:
+           jpeg_quality: int | None = None, heavy_jpeg: bool | None = None,
+           context: DecisionContext | None = None) -> Verdict:
+    context = context or DecisionContext()
+    heavy_jpeg = (jpeg_quality is not None and jpeg_quality < HEAVY_JPEG_QUALITY) if heavy_jpeg is None else heavy_jpeg
+    name = lambda m: display_names.get(m, m)
     rate = f"{alpha:.0%}" if alpha >= 0.01 else f"{alpha:g}"
     if not candidates:
         return Verdict(INCONCLUSIVE, None, "Inconclusive: no candidate generator was analysed.",
@@ -86,41 +100,56 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
         by_model.setdefault(c.model, []).append(c)
     statuses = {m: model_status(rs) for m, rs in by_model.items()}
     consistent = sorted(m for m, (s, _) in statuses.items() if s == CONSISTENT)
-    reasons = [f"{display_names.get(m, m)}: {why}" for m, (s, why) in sorted(statuses.items()) if why]
-    per_model = per_model_alpha(alpha, len(by_model))
-    if len(by_model) > 1:
-        reasons.append(f"{len(by_model)} candidate generators: each was tested at a false-attribution rate of "
-                       f"{per_model:.2g}, so that a real photo is attributed to any of them at most {rate} of the time")
-    too_small = sorted({(c.model, c.method, c.calibration.get("n_real")) for c in candidates
-                        if c.decisive and c.calibration is not None and c.threshold is None})
-    if too_small:
-        listed = ", ".join(f"{display_names.get(m, m)} / {method} ({n} real samples)" for m, method, n in too_small)
-        reasons.append(f"too few calibration samples to attribute at {per_model:.2g}: {listed}; at least "
-                       f"{math.ceil(1 / per_model) - 1} are needed (zoo calibrate --crops N, or fewer candidates)")
-    heavy_jpeg = jpeg_quality is not None and jpeg_quality < HEAVY_JPEG_QUALITY
-    if jpeg_quality is not None:
-        reasons.append(f"JPEG compression (estimated quality {jpeg_quality}) weakens autoencoder traces"
+    reasons = [f"{name(m)}: {why}" for m, (s, why) in sorted(statuses.items()) if why]
+    reasons += [rule.describe() for _, rule in sorted(context.rules.items())]
+    reasons += context.notes
+    if jpeg_quality is not None or heavy_jpeg:
+        quality = f" (estimated quality {jpeg_quality})" if jpeg_quality is not None else " (seen in the pixels)"
+        reasons.append(f"JPEG compression{quality} weakens autoencoder traces"
                        + ("; a negative result is not informative" if heavy_jpeg else ""))
 
+    if len(consistent) > 1:
+        beaten = {t.first if t.winner == t.second else t.second for t in context.pair_tests if t.winner}
+        survivors = [m for m in consistent if m not in beaten]
+        for t in context.pair_tests:
+            if t.winner:
+                loser = t.first if t.winner == t.second else t.second
+                reasons.append(f"{name(t.winner)} and {name(loser)} were both consistent; the test between them on "
+                               f"their own outputs favours {name(t.winner)} (p = {min(t.p_not_first, t.p_not_second):.2g} "
+                               f"that {name(loser)} made it)")
+        if len(survivors) == 1:
+            consistent = survivors
+        else:
+            names = ", ".join(name(m) for m in consistent)
+            return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with several candidates ({names}); the test "
+                           f"between them does not single one out (they may share an autoencoder).", reasons)
     if len(consistent) == 1:
         model = consistent[0]
-        voted = sorted({r.method for r in by_model[model] if r.decisive})
+        decisive = [r for r in by_model[model] if r.decisive]
+        voted = sorted({r.method for r in decisive})
         if len(voted) == 1:
             reasons.append(f"only one decisive method ({voted[0]}) supports this: outputs of other autoencoders with "
-                           f"smooth content can score like this model's own (benchmarks/inversion.py); confirm with a "
-                           f"second method (the deep check, inversion)")
-        return Verdict(ATTRIBUTED, model, f"Consistent with {display_names.get(model, model)} at a {rate} "
-                       f"false-attribution rate.", reasons)
-    if len(consistent) > 1:
-        names = ", ".join(display_names.get(m, m) for m in consistent)
-        return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with several candidates ({names}); they "
-                       f"may share an autoencoder.", reasons)
+                           f"smooth content can score like this model's own; confirm with the deep check (inversion)")
+        for r in decisive:
+            wrong = (r.calibration or {}).get("wrong_generator") or {}
+            if wrong:
+                reasons.append(f"{r.method}: outputs of the other candidates reach this model's threshold "
+                               f"{wrong['rate']:.1%} of the time ({wrong['n']} outputs)")
+            similar = {m: share for m, share in ((r.calibration or {}).get("look_alikes") or {}).items()
+                       if share >= LOOK_ALIKE_SHARE}
+            if similar:
+                listed = ", ".join(f"{name(m)} {share:.0%}" for m, share in sorted(similar.items()))
+                reasons.append(f"{r.method}: outputs of other generators also score this low under {name(model)} "
+                               f"({listed} of their calibration outputs): a look-alike generator cannot be excluded")
+        return Verdict(ATTRIBUTED, model, f"Consistent with {name(model)} at a {rate} false-attribution rate.",
+                       reasons)
     if all(s == REJECTED for s, _ in statuses.values()):
         if heavy_jpeg:
             return Verdict(INCONCLUSIVE, None, "Inconclusive: no installed generator fits, but heavy JPEG "
                            "compression could hide one.", reasons)
-        names = ", ".join(display_names.get(m, m) for m in sorted(statuses))
-        return Verdict(NOT_ATTRIBUTED, None, f"Not consistent with any installed generator ({names}). "
-                       f"Generators outside the zoo cannot be excluded.", reasons)
+        names = ", ".join(name(m) for m in sorted(statuses))
+        return Verdict(NOT_ATTRIBUTED, None, f"Not attributed: none of the installed generators ({names}) fits. This "
+                       f"does not mean the image is a photograph: generators outside the zoo cannot be excluded.",
+                       reasons)
     return Verdict(INCONCLUSIVE, None, "Inconclusive: the evidence does not decide between the installed "
                    "generators and a real photo.", reasons)

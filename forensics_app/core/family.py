@@ -1,0 +1,217 @@
+"""The decision rule over all candidate generators at once, calibrated on the same real photos.
+
+alpha is the *analysis-wide* false-attribution rate: the chance that a real photo is attributed to
+any of the k candidates. Testing each candidate at alpha / k (Bonferroni) guarantees it but wastes
+most of it, because candidates' scores are strongly correlated (a smooth photo scores low for every
+autoencoder). Instead, as in Westfall and Young's min-p resampling, the rule is calibrated on the
+real photos themselves: every real calibration sample was scored by every candidate (the shared
+real pool, core/calibrate.py), so for each sample the smallest of its k p-values is known, and the
+*critical p-value* c is the largest value with
+
+    (1 + #{real samples whose smallest p-value is <= c}) / (n + 1) <= alpha.
+
+A candidate's reading is consistent when its p_real <= c. For a real photo exchangeable with the
+calibration samples, the chance that any candidate's p_real is <= c is then at most alpha (the
+conformal argument that makes (1 + count) / (n + 1) p-values exact). c lies between alpha / k and
+alpha, and adding a look-alike candidate barely lowers it.
+
+Two guards: the samples used are those whose pixels show the image's condition (core/traces.py); and
+a threshold may not rest on the calibration's last few samples: at least ``MIN_TAIL_SAMPLES`` real
+samples must lie at or below it, otherwise the rule cannot attribute at this rate and says so
+(abstains) instead of pretending a resolution it does not have. Calibrations that do not share real
+samples (older files, or models calibrated on other photos) fall back to alpha / k on each model's
+own samples, under the same tail guard.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from forensics_app.core.calibration import Calibration
+
+MIN_TAIL_SAMPLES = 5
+
+
+@dataclass
+class FamilyRule:
+    """How the per-candidate critical p-value was set for one image and one method."""
+
+    alpha: float  # analysis-wide false-attribution rate
+    candidates: list[str]
+    condition: str | None  # the pixel condition whose samples were used (None: all samples)
+    procedure: str  # "min-p" (joint real samples) or "bonferroni"
+    critical_p: float | None  # a reading with p_real <= this is consistent; None: cannot attribute
+    n_real: int  # real samples the rule was calibrated on
+    tail: int  # real samples at or below the critical value
+    calibrations: dict[str, Calibration] = field(default_factory=dict, repr=False)  # the samples used, per model
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {"alpha": self.alpha, "candidates": list(self.candidates), "condition": self.condition,
+                "procedure": self.procedure, "critical_p": self.critical_p, "n_real": self.n_real,
+                "tail": self.tail, "min_tail_samples": MIN_TAIL_SAMPLES, "reason": self.reason}
+
+    def describe(self) -> str:
+        rate = f"{self.alpha:g}"
+        k = len(self.candidates)
+        if self.critical_p is None:
+            return self.reason
+        if self.procedure == "min-p":
+            return (f"{k} candidate generator{'s' if k > 1 else ''} tested together on the same {self.n_real} real "
+                    f"calibration photos: a reading counts as consistent when p_real <= {self.critical_p:.2g}, so "
+                    f"that a real photo is attributed to any of them at most {rate} of the time")
+        return (f"{k} candidate generators with calibrations on different photos: each tested at "
+                f"{self.critical_p:.2g} (alpha / k), so that a real photo is attributed to any of them at most {rate} "
+                f"of the time")
+
+
+def p_values(scores: np.ndarray) -> np.ndarray:
+    """(n, k) real scores -> each sample's p_real against all n samples of its column: #{<= s} / (n + 1)."""
+    n = scores.shape[0]
+    ordered = np.sort(scores, axis=0)
+    return np.stack([np.searchsorted(ordered[:, j], scores[:, j], side="right") for j in range(scores.shape[1])],
+                    axis=1) / (n + 1)
+
+
+def critical_p_value(real_scores: np.ndarray, alpha: float) -> tuple[float | None, int]:
+    """The min-p critical value for an (n, k) matrix of real scores; (None, tail) when the tail is too thin."""
+    n = real_scores.shape[0]
+    smallest = np.sort(p_values(real_scores).min(axis=1))
+    allowed = int(math.floor(alpha * (n + 1) + 1e-9)) - 1  # (1 + count) / (n + 1) <= alpha
+    if allowed < MIN_TAIL_SAMPLES:
+        return None, max(allowed, 0)
+    # the largest c on the p-value grid with count(smallest <= c) <= allowed
+    c = smallest[allowed] - 0.5 / (n + 1) if allowed < n else 1.0
+    c = math.floor(c * (n + 1)) / (n + 1)
+    tail = int(np.sum(smallest <= c + 1e-12))
+    if tail < MIN_TAIL_SAMPLES:
+        return None, tail
+    return c, tail
+
+
+def family_rule(calibrations: dict[str, Calibration], alpha: float, condition: str | None) -> FamilyRule:
+    """The critical p-value for these candidates' calibrations (one method), on the image's condition."""
+    models = sorted(calibrations)
+    k = len(models)
+    by_condition = {m: c.for_condition(condition) for m, c in calibrations.items()}
+    have_ids = all(c.real_ids is not None for c in by_condition.values())
+    shared = None
+    if have_ids:
+        shared_set = set.intersection(*(set(c.real_ids.tolist()) for c in by_condition.values()))
+        shared = np.array(sorted(shared_set)) if shared_set else None
+    if shared is not None:
+        used = {m: c.restricted_to(shared) for m, c in by_condition.items()}
+        matrix = np.stack([used[m].real_scores for m in models], axis=1)
+        critical, tail = critical_p_value(matrix, alpha)
+        rule = FamilyRule(alpha, models, condition, "min-p", critical, len(shared), tail, used)
+    else:
+        used = by_condition
+        per_model = alpha / max(1, k)
+        n = min(len(c.real_scores) for c in used.values()) if used else 0
+        tail = int(math.floor(per_model * (n + 1) + 1e-9)) - 1
+        rule = FamilyRule(alpha, models, condition, "bonferroni", per_model if tail >= MIN_TAIL_SAMPLES else None,
+                          n, max(tail, 0), used)
+    if rule.critical_p is None:
+        needed = math.ceil((MIN_TAIL_SAMPLES + 1) / alpha) - 1
+        rule.reason = (f"too few real calibration samples of this image's condition ({condition or 'all'}: {rule.n_real}) "
+                       f"to attribute at {alpha:g} among {k} candidate{'s' if k > 1 else ''}: at least {needed} are "
+                       f"needed so that {MIN_TAIL_SAMPLES} or more lie beyond the threshold")
+    return rule
+
+
+PAIR_TEST_LEVEL = 0.05  # the test between look-alike candidates (a wrong generator, not a real photo)
+MIN_PAIR_SAMPLES = 50
+
+
+def _of_condition(scores: np.ndarray, conditions: np.ndarray | None, condition: str | None) -> np.ndarray:
+    """The scores of samples that show this condition, when there are enough of them; else all."""
+    return scores[_condition_mask(conditions, len(scores), condition)]
+
+
+def wrong_generator_rates(model: str, threshold: float | None, calibrations: dict[str, Calibration],
+                          condition: str | None) -> dict:
+    """P(a reading of ``model`` is consistent | the image was made by another candidate), per other candidate.
+
+    Read from ``model``'s scores of the other candidates' own outputs (core/calibrate.py ``cross``); these
+    outputs never set the threshold, so the rate is measured out of sample.
+    """
+    if threshold is None:
+        return {}
+    own = calibrations[model]
+    per_generator, total, hits = {}, 0, 0
+    for other, calibration in sorted(calibrations.items()):
+        if other == model or other not in own.cross:
+            continue
+        scores = _of_condition(own.cross[other], calibration.own_conditions, condition)
+        reached = int(np.sum(scores <= threshold))
+        per_generator[other] = {"rate": reached / len(scores), "n": len(scores)}
+        total, hits = total + len(scores), hits + reached
+    return {"rate": hits / total, "n": total, "per_generator": per_generator} if total else {}
+
+
+def look_alikes(model: str, score: float, calibrations: dict[str, Calibration], condition: str | None) -> dict:
+    """For each other candidate, the share of its own outputs that score at least as low as this image under ``model``."""
+    own = calibrations[model]
+    out = {}
+    for other, calibration in sorted(calibrations.items()):
+        if other != model and other in own.cross:
+            scores = _of_condition(own.cross[other], calibration.own_conditions, condition)
+            out[other] = float(np.mean(scores <= score))
+    return out
+
+
+@dataclass
+class PairTest:
+    """Between two consistent candidates: does the image fit one's outputs and not the other's?"""
+
+    first: str
+    second: str
+    p_not_first: float | None  # small: the image is unlike first's outputs, relative to second
+    p_not_second: float | None
+    n: int
+
+    @property
+    def winner(self) -> str | None:
+        if self.p_not_first is None or self.p_not_second is None:
+            return None
+        if self.p_not_second <= PAIR_TEST_LEVEL < self.p_not_first:
+            return self.first
+        if self.p_not_first <= PAIR_TEST_LEVEL < self.p_not_second:
+            return self.second
+        return None
+
+    def to_dict(self) -> dict:
+        return {"first": self.first, "second": self.second, "p_not_first": self.p_not_first,
+                "p_not_second": self.p_not_second, "n": self.n, "level": PAIR_TEST_LEVEL, "winner": self.winner}
+
+
+def pair_test(first: str, second: str, scores: dict[str, float], calibrations: dict[str, Calibration],
+              condition: str | None) -> PairTest:
+    """d = log(score under first) - log(score under second), compared with d on each model's own outputs.
+
+    The first model's outputs have low d (they fit it better than the second model); an image whose d
+    is higher than almost all of them is unlike the first model's outputs, and vice versa.
+    """
+    a, b = calibrations[first], calibrations[second]
+    if second not in a.cross or first not in b.cross:
+        return PairTest(first, second, None, None, 0)
+    eps = 1e-12
+    d_image = math.log(max(scores[first], eps)) - math.log(max(scores[second], eps))
+    m_a, m_b = len(b.cross[first]), len(a.cross[second])
+    keep_a = _condition_mask(a.own_conditions, m_a, condition)
+    keep_b = _condition_mask(b.own_conditions, m_b, condition)
+    d_first = np.log(np.maximum(a.own_scores[:m_a][keep_a], eps)) - np.log(np.maximum(b.cross[first][keep_a], eps))
+    d_second = np.log(np.maximum(a.cross[second][keep_b], eps)) - np.log(np.maximum(b.own_scores[:m_b][keep_b], eps))
+    p_not_first = float((1 + np.sum(d_first >= d_image)) / (len(d_first) + 1))
+    p_not_second = float((1 + np.sum(d_second <= d_image)) / (len(d_second) + 1))
+    return PairTest(first, second, p_not_first, p_not_second, min(len(d_first), len(d_second)))
+
+
+def _condition_mask(conditions: np.ndarray | None, m: int, condition: str | None) -> np.ndarray:
+    if conditions is None or condition is None:
+        return np.ones(m, dtype=bool)
+    mask = conditions[:m] == condition
+    return mask if mask.sum() >= MIN_PAIR_SAMPLES else np.ones(m, dtype=bool)

@@ -1,0 +1,129 @@
+"""The family-wise decision rule over several candidates, the wrong-generator rate and the test between look-alikes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forensics_app.core.calibration import Calibration
+from forensics_app.core.family import (MIN_TAIL_SAMPLES, critical_p_value, family_rule, pair_test, p_values,
+                                       wrong_generator_rates)
+from forensics_app.core.findings import CONSISTENT, REJECTED, CandidateFinding
+from forensics_app.core.verdict import DecisionContext, decide
+
+
+def correlated_real_scores(n: int, k: int, correlation: float, rng) -> np.ndarray:
+    """Real photos' scores under k candidates: a shared 'smoothness' part plus each model's own part."""
+    shared = rng.normal(size=(n, 1))
+    return np.exp(0.3 * (np.sqrt(correlation) * shared + np.sqrt(1 - correlation) * rng.normal(size=(n, k))) + 1.0)
+
+
+def test_p_values_of_calibration_samples_count_themselves():
+    scores = np.array([[1.0], [2.0], [3.0]])
+    assert p_values(scores)[:, 0].tolist() == [0.25, 0.5, 0.75]
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.6, 0.95])
+def test_a_real_photo_is_attributed_to_any_candidate_at_most_alpha_of_the_time(correlation):
+    rng = np.random.default_rng(0)
+    k, alpha = 9, 0.01
+    calibration = correlated_real_scores(2000, k, correlation, rng)
+    c, tail = critical_p_value(calibration, alpha)
+    assert 0.5 * alpha / k <= c <= alpha and tail >= MIN_TAIL_SAMPLES  # about alpha / k when independent
+    fresh = correlated_real_scores(40000, k, correlation, rng)  # photos that never calibrated
+    p_fresh = np.stack([(1 + np.searchsorted(np.sort(calibration[:, j]), fresh[:, j], side="right")) / 2001
+                        for j in range(k)], axis=1)
+    rate = np.mean(p_fresh.min(axis=1) <= c)
+    assert rate <= alpha + 3 * np.sqrt(alpha / 40000) + 0.002  # the 2000-sample calibration's own wobble
+
+
+def test_correlated_candidates_keep_power_that_bonferroni_would_waste():
+    rng = np.random.default_rng(1)
+    independent, _ = critical_p_value(correlated_real_scores(3000, 9, 0.0, rng), 0.01)
+    correlated, _ = critical_p_value(correlated_real_scores(3000, 9, 0.95, rng), 0.01)
+    assert correlated > 2 * independent and correlated > 0.01 / 9
+
+
+def test_the_rule_abstains_rather_than_sit_on_the_calibrations_last_samples():
+    rng = np.random.default_rng(2)
+    assert critical_p_value(correlated_real_scores(300, 3, 0.5, rng), 0.01) == (None, 2)
+    calibrations = {m: Calibration(m, "aedr", "2", {}, rng.normal(1, 0.1, 300), rng.normal(3, 0.3, 300), {},
+                                   real_ids=np.array([f"r{i}" for i in range(300)])) for m in ("a", "b")}
+    rule = family_rule(calibrations, 0.01, None)
+    assert rule.critical_p is None and "too few real calibration samples" in rule.reason
+    assert rule.procedure == "min-p" and f"{MIN_TAIL_SAMPLES} or more" in rule.reason
+
+
+def shared_pool_calibrations(rng, n_real=1500, n_own=300, conditions=None):
+    """Two look-alike candidates: a's outputs fit a best, b's fit b best; both far from real photos."""
+    ids = np.array([f"photo{i}" for i in range(n_real)])
+    real = correlated_real_scores(n_real, 2, 0.8, rng) + 2.0
+    own_a, own_b = rng.normal(1.0, 0.05, n_own), rng.normal(1.0, 0.05, n_own)
+    a = Calibration("a", "aedr", "2", {}, own_a, real[:, 0], {}, real_ids=ids, real_conditions=conditions,
+                    own_conditions=None if conditions is None else conditions[:n_own],
+                    cross={"b": own_b[:150] * 1.4})  # a's scores of b's outputs: higher than b's own
+    b = Calibration("b", "aedr", "2", {}, own_b, real[:, 1], {}, real_ids=ids, real_conditions=conditions,
+                    own_conditions=None if conditions is None else conditions[:n_own],
+                    cross={"a": own_a[:150] * 1.4})
+    return {"a": a, "b": b}
+
+
+def test_the_rule_joins_candidates_on_shared_real_samples_and_falls_back_to_bonferroni():
+    rng = np.random.default_rng(3)
+    calibrations = shared_pool_calibrations(rng)
+    rule = family_rule(calibrations, 0.01, None)
+    assert rule.procedure == "min-p" and rule.n_real == 1500 and 0.005 <= rule.critical_p <= 0.01
+    for c in calibrations.values():
+        c.real_ids = None
+    rule = family_rule(calibrations, 0.01, None)
+    assert rule.procedure == "bonferroni" and rule.critical_p == 0.005
+
+
+def test_the_rule_uses_the_samples_of_the_images_pixel_condition():
+    rng = np.random.default_rng(4)
+    conditions = np.where(np.arange(1500) % 3 == 0, "jpeg", "clean")
+    rule = family_rule(shared_pool_calibrations(rng, conditions=conditions), 0.01, "clean")
+    assert rule.n_real == 1000 and rule.condition == "clean"
+    assert family_rule(shared_pool_calibrations(rng, conditions=conditions), 0.01, "jpeg").critical_p is None
+
+
+def test_wrong_generator_rate_is_read_from_other_candidates_outputs():
+    rng = np.random.default_rng(5)
+    calibrations = shared_pool_calibrations(rng)
+    rates = wrong_generator_rates("a", 1.2, calibrations, None)
+    assert rates["n"] == 150 and rates["per_generator"]["b"]["rate"] == pytest.approx(np.mean(calibrations["a"].cross["b"] <= 1.2))
+    assert wrong_generator_rates("a", None, calibrations, None) == {}
+
+
+def test_the_test_between_look_alikes_names_the_generator_whose_outputs_fit():
+    rng = np.random.default_rng(6)
+    calibrations = shared_pool_calibrations(rng)
+    made_by_a = pair_test("a", "b", {"a": 1.0, "b": 1.4}, calibrations, None)
+    assert made_by_a.winner == "a" and made_by_a.p_not_second <= 0.05 < made_by_a.p_not_first
+    assert pair_test("a", "b", {"a": 1.4, "b": 1.0}, calibrations, None).winner == "b"
+    assert pair_test("a", "b", {"a": 1.2, "b": 1.2}, calibrations, None).winner is None
+
+
+def reading(model, status, score=1.0):
+    return CandidateFinding(model, model.upper(), "aedr", "aedr", "2", True, score, {}, 0.5, 0.001, 1.0, status,
+                            "CPU", {}, 0.0, None)
+
+
+def test_the_verdict_resolves_several_consistent_candidates_with_the_pair_test():
+    rng = np.random.default_rng(7)
+    calibrations = shared_pool_calibrations(rng)
+    names = {"a": "Model A", "b": "Model B"}
+    test = pair_test("a", "b", {"a": 1.0, "b": 1.4}, calibrations, None)
+    v = decide([reading("a", CONSISTENT, 1.0), reading("b", CONSISTENT, 1.4)], 0.01, names,
+               context=DecisionContext(pair_tests=[test]))
+    assert (v.label, v.model) == ("attributed", "a")
+    assert any("both consistent" in r and "favours Model A" in r for r in v.reasons)
+    undecided = pair_test("a", "b", {"a": 1.2, "b": 1.2}, calibrations, None)
+    v = decide([reading("a", CONSISTENT), reading("b", CONSISTENT)], 0.01, names,
+               context=DecisionContext(pair_tests=[undecided]))
+    assert v.label == "inconclusive" and "Model A, Model B" in v.text
+
+
+def test_notes_from_the_analysis_reach_the_verdict():
+    v = decide([reading("a", REJECTED)], 0.01, {"a": "Model A"}, context=DecisionContext(notes=["cropped: x"]))
+    assert "cropped: x" in v.reasons

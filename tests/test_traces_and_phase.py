@@ -1,0 +1,59 @@
+"""What the pixels show of an image's history, and AEDR's search of the latent-grid phase."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import MIRROR, real_crop
+from forensics_app.core.calibrate import jpeg_roundtrip, resized, to_uint8
+from forensics_app.core.traces import JPEG_TRACES, NO_JPEG, pixel_traces
+
+
+def test_jpeg_traces_are_seen_in_the_pixels_whatever_the_container_and_crop():
+    photo = real_crop("lenna.png", side=200)
+    compressed = jpeg_roundtrip(photo, 60)
+    assert pixel_traces(compressed).condition == JPEG_TRACES
+    assert pixel_traces(compressed[3:, 5:]).condition == JPEG_TRACES  # cropped off the 8x8 grid
+    assert pixel_traces(compressed.astype(np.float32) / 255).condition == JPEG_TRACES  # as the pipeline passes it
+
+
+def test_light_compression_and_downscaling_leave_no_strong_traces():
+    photo = real_crop("lenna.png", side=256)
+    assert pixel_traces(jpeg_roundtrip(photo, 98)).condition == NO_JPEG
+    assert pixel_traces(resized(jpeg_roundtrip(photo, 60), 0.5)).condition == NO_JPEG
+
+
+@pytest.fixture(scope="module")
+def demo_ae(installed_zoo):
+    from forensics_app.core.zoo.autoencoder import OnnxAutoencoder
+
+    installed_zoo.install("demo-ae-01", mirrors=[MIRROR])
+    return OnnxAutoencoder(installed_zoo.installed("demo-ae-01"))
+
+
+def test_aedr_finds_the_grid_phase_of_a_cropped_output(demo_ae):
+    from forensics_app.core.imageprep import TilingSettings
+    from forensics_app.core.jobs import NEVER_CANCELLED
+    from forensics_app.core.methods.aedr import METHOD
+
+    output = to_uint8(demo_ae.reconstruct(real_crop("zebra.png", side=160) / 255.0)).astype(np.float32) / 255
+    aligned = METHOD.run(output[:144, :144], demo_ae, TilingSettings(), NEVER_CANCELLED)
+    cropped = METHOD.run(output[3:3 + 144, 1:1 + 144], demo_ae, TilingSettings(), NEVER_CANCELLED)
+    photo = METHOD.run(real_crop("zebra.png", side=144) / 255.0, demo_ae, TilingSettings(), NEVER_CANCELLED)
+    factor = demo_ae.manifest.spatial_factor
+    assert (cropped.components["phase_y"], cropped.components["phase_x"]) == ((factor - 3) % factor, (factor - 1) % factor)
+    assert cropped.components["score_at_stored_grid"] > 4 * cropped.score  # off the grid it looked like a photo
+    assert cropped.score < 4 * aligned.score < photo.score
+    assert cropped.parameters["phase_search_patch"] == demo_ae.manifest.phase_search_patch > 0
+    assert all(m.shape == (144, 144) for m in cropped.maps.values())
+
+
+def test_models_without_phase_search_are_scored_at_the_stored_grid_and_say_so(taef2):
+    from forensics_app.core.imageprep import TilingSettings
+    from forensics_app.core.jobs import NEVER_CANCELLED
+    from forensics_app.core.methods.aedr import METHOD
+
+    result = METHOD.run(real_crop(side=128) / 255.0, taef2, TilingSettings(), NEVER_CANCELLED)
+    assert result.components["phase_searched"] == 0.0 and result.parameters["phase_search_patch"] == 0
+    assert result.score == result.components["score_at_stored_grid"]
