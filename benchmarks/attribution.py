@@ -22,20 +22,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import auc, crops, generated_images, held_out_photos, print_table, write_json  # noqa: E402
+from common import ALPHA, auc, crops, generated_images, held_out_photos, print_table, statuses_alone, write_json  # noqa: E402
 
 from forensics_app.core.calibrate import jpeg_roundtrip, to_uint8  # noqa: E402
-from forensics_app.core.calibration import for_image  # noqa: E402
 from forensics_app.core.imageprep import TilingSettings  # noqa: E402
 from forensics_app.core.jobs import NEVER_CANCELLED  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD as AEDR, SCORE_FORM, SCORE_FORMS  # noqa: E402
 from forensics_app.core.pipeline import load_model_calibrations  # noqa: E402
-from forensics_app.core.verdict import reading_status  # noqa: E402
 from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
 from forensics_app.core.zoo.store import Zoo  # noqa: E402
 
 CANDIDATE = "taef2"
-ALPHA = 0.01
 
 
 def components_of(images, model) -> list[dict]:
@@ -83,8 +80,7 @@ def decision_rates(zoo: Zoo, comps: dict) -> dict:
     fn = SCORE_FORMS[SCORE_FORM]
     out = {}
     for name, items in comps.items():
-        used = for_image(cal, "JPEG" if "jpeg" in name else "PNG", ALPHA)
-        statuses = [reading_status(used.p_own(fn(c)), used.p_real(fn(c)), ALPHA) for c in items]
+        statuses = statuses_alone(cal, [fn(c) for c in items])
         out[name] = {s: statuses.count(s) / len(statuses) for s in ("consistent", "undecided", "rejected")}
     rows = [[n, r["consistent"], r["undecided"], r["rejected"]] for n, r in out.items()]
     print_table(f"Decisions for candidate {CANDIDATE} at alpha={ALPHA} (calibration: {source})",

@@ -13,6 +13,7 @@ from forensics_app.core.zoo.store import Zoo
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TEST_PHOTOS = SHARED / "images" / "real" / "cset14"  # held out: never used for calibration or training
 GENERATED = SHARED / "images" / "generated"
+ALPHA = 0.01
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "cat")
 
 
@@ -71,3 +72,14 @@ def write_json(path: str | None, data: dict) -> None:
     if path:
         Path(path).write_text(json.dumps(data, indent=2), encoding="utf-8")
         print(f"\nwritten to {path}")
+
+
+def statuses_alone(calibration, scores) -> list[str]:
+    """Each score's reading status with this one model as the only candidate, over all its samples
+    (the benchmarks that study one model's score forms; zoo_attribution.py goes through the Engine)."""
+    from forensics_app.core.family import family_rule
+    from forensics_app.core.verdict import reading_status
+
+    rule = family_rule({calibration.model: calibration}, ALPHA, None)
+    used = rule.calibrations[calibration.model]
+    return [reading_status(used.p_own(s), used.p_real(s), rule.critical_p, ALPHA) for s in scores]

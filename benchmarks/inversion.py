@@ -29,17 +29,18 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import auc, crops, generated_images, held_out_photos, print_table, write_json, zoo_with  # noqa: E402
+from common import (ALPHA, auc, crops, generated_images, held_out_photos, print_table, statuses_alone,  # noqa: E402
+                    write_json, zoo_with)
 
 from forensics_app.core.calibrate import jpeg_roundtrip, to_uint8  # noqa: E402
-from forensics_app.core.calibration import calibration_for, for_image  # noqa: E402
+from forensics_app.core.calibrate import parameters_for  # noqa: E402
+from forensics_app.core.calibration import calibration_for  # noqa: E402
 from forensics_app.core.findings import CONSISTENT  # noqa: E402
 from forensics_app.core.imageprep import TilingSettings  # noqa: E402
 from forensics_app.core.jobs import NEVER_CANCELLED  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD as AEDR  # noqa: E402
 from forensics_app.core.methods.inversion import METHOD as INVERSION, SCORE_FORM, SCORE_FORMS, Inversion  # noqa: E402
 from forensics_app.core.pipeline import load_model_calibrations  # noqa: E402
-from forensics_app.core.verdict import reading_status  # noqa: E402
 from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
 from forensics_app.core.zoo.store import Zoo  # noqa: E402
 
@@ -47,7 +48,6 @@ CANDIDATE = "taef2"
 OTHER_AUTOENCODERS = ("demo-ae-01", "demo-ae-04", "demo-ae-08")  # transposed conv; pixel shuffle; bilinear + GAN
 RANDOM_STARTS = (Inversion(start="random", restarts=2, steps=50, learning_rate=0.2, stop_tolerance=0.0),)
 SIDE = 128
-ALPHA = 0.01
 
 
 def run(method, rgb8: np.ndarray, model):
@@ -101,16 +101,15 @@ def accuracy_table(scores: dict) -> dict:
 def decision_rates(zoo: Zoo, scores: dict) -> dict:
     """Share of each set attributed to the candidate at ALPHA: each method alone, and both agreeing."""
     calibrations, source = load_model_calibrations(zoo.installed(CANDIDATE))
-    cals = {m: calibration_for(m, m.parameters, calibrations) for m in (AEDR, INVERSION)}
+    manifest = zoo.installed(CANDIDATE).manifest
+    cals = {m: calibration_for(m, parameters_for(m, manifest), calibrations) for m in (AEDR, INVERSION)}
     if None in cals.values():
         print(f"\n(no matching aedr and inversion calibrations in {source}; decision rates skipped)")
         return {}
     keys = {AEDR: "aedr", INVERSION: f"inversion {SCORE_FORM}"}
 
     def consistent(method, name: str) -> np.ndarray:
-        cal = for_image(cals[method], "JPEG" if "JPEG" in name else "PNG", ALPHA)  # as the pipeline does
-        return np.array([reading_status(cal.p_own(s), cal.p_real(s), ALPHA) == CONSISTENT
-                         for s in scores[name][keys[method]]])
+        return np.array([s == CONSISTENT for s in statuses_alone(cals[method], scores[name][keys[method]])])
 
     rates = {}
     for name in scores:

@@ -1,22 +1,26 @@
-"""The whole zoo as the user meets it: which verdict does each source of images get?
+"""The whole zoo as the user meets it, measured on images that never touched calibration.
 
-    python benchmarks/zoo_attribution.py --home H [--crops 8] [--methods aedr] [--json OUT]
+    python benchmarks/zoo_attribution.py --home H --cache C.pkl [--json OUT] [--score-only] [--per-model N]
 
-Every autoencoder of the zoo (TAEF2 and the eight demo AEs, installed into H from the mirror when
-missing, with their shipped calibrations) is a candidate at once, as after `zoo install all`. Images:
-held-out crops (Set14 + scikit-image photos, 128 px, seeded) as real photos, the same crops decoded
-by each zoo autoencoder, and Stable Diffusion 1/2 crops (generators outside the zoo); each saved as
-PNG and as JPEG q90, then analysed through the product's own intake and Engine, so the compression
-condition is detected as it would be for a user's file. Per source: the share attributed to the
-right generator, to a wrong one, not attributed, and inconclusive.
+Candidates: TAEF2 and the eight demonstration autoencoders (installed into H from the mirror when
+missing, with their shipped calibrations). Images, all from the *test split* (never calibrated on,
+never trained on): 256 px crops of imagenet1k's test third, Set14 and scikit-image's photos, two per
+photo, each saved in one real-world form (PNG as published, JPEG q75 / q85 / q95, or JPEG q80 re-saved
+as PNG); the same crops decoded by each zoo autoencoder (saved as PNG and as JPEG q90, and, for
+fewer crops, cropped 3 pixels off the grid or resized 0.75x / 1.5x); Stable Diffusion 1/2 crops
+(generators outside the zoo). Every image goes through the product's intake and Engine.
+
+Scores are computed once per image and model (cached in --cache, so an interrupted run resumes), then
+decided for several candidate sets: all nine; each autoencoder held out in turn (its outputs are then
+an unknown generator's: the wrong-generator rate for generators outside the installed set); TAEF2 alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import pickle
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,78 +28,183 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import crops, generated_images, held_out_photos, print_table, write_json, zoo_with  # noqa: E402
+from common import SHARED, SKIMAGE_PHOTOS, TEST_PHOTOS, generated_images, print_table, write_json, zoo_with  # noqa: E402
 
-from forensics_app.core.calibrate import to_uint8  # noqa: E402
+from forensics_app.core.calibrate import jpeg_roundtrip, resized, test_split, to_uint8  # noqa: E402
 from forensics_app.core.evidence import evidence_from_bytes  # noqa: E402
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED  # noqa: E402
-from forensics_app.core.pipeline import AnalysisSettings, Engine  # noqa: E402
+from forensics_app.core.methods.base import MethodResult  # noqa: E402
+from forensics_app.core.pipeline import AnalysisSettings, Engine, Scored  # noqa: E402
 from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
 from forensics_app.core.zoo.manifest import shipped_manifests  # noqa: E402
-from forensics_app.core.zoo.store import Zoo  # noqa: E402
 
-SIDE = 128
-REAL, OUTSIDE = "real photos", "SD1+SD2 (outside the zoo)"
+SIDE = 256
+REAL_FORMS = ("PNG", "JPEG q75", "JPEG q85", "JPEG q95", "JPEG q80 as PNG")
 
 
 def encoded(rgb8: np.ndarray, form: str) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(rgb8).save(buffer, "PNG" if form == "PNG" else "JPEG", **({} if form == "PNG" else {"quality": 90}))
+    if form.startswith("JPEG") and not form.endswith("as PNG"):
+        Image.fromarray(rgb8).save(buffer, "JPEG", quality=int(form.split("q")[1]))
+    else:
+        pixels = jpeg_roundtrip(rgb8, int(form.split("q")[1].split()[0])) if form.endswith("as PNG") else rgb8
+        Image.fromarray(pixels).save(buffer, "PNG")
     return buffer.getvalue()
 
 
-def sources(zoo: Zoo, ids: list[str], n: int, seed: int) -> dict[str, tuple[str | None, list[np.ndarray]]]:
-    """Source name -> (the generator that made the images, or None; the images)."""
+def held_out_photos() -> list[tuple[str, np.ndarray]]:
+    import skimage.data
+
+    paths = test_split(SHARED / "images" / "real" / "imagenet1k") + sorted(TEST_PHOTOS.glob("*.png"))
+    photos = [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
+    return photos + [(name, getattr(skimage.data, name)()) for name in SKIMAGE_PHOTOS]
+
+
+def crops_of(photos, per_photo: int, rng) -> list[np.ndarray]:
+    out = []
+    for _, rgb in photos:
+        h, w = rgb.shape[:2]
+        if min(h, w) < SIDE:
+            continue
+        for _ in range(per_photo):
+            y, x = int(rng.integers(0, h - SIDE + 1)), int(rng.integers(0, w - SIDE + 1))
+            out.append(np.ascontiguousarray(rgb[y:y + SIDE, x:x + SIDE]))
+    return out
+
+
+def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) -> list[dict]:
+    """(source, form, maker, bytes) for every test image, deterministic for the seed."""
     rng = np.random.default_rng(seed)
-    real = crops(held_out_photos(), SIDE, 1, seed)
-    real = [real[i] for i in sorted(rng.choice(len(real), size=min(n, len(real)), replace=False))]
-    out = {REAL: (None, real)}
+    real = crops_of(held_out_photos(), 2, rng)
+    items = [{"source": "real photos", "form": str(rng.choice(REAL_FORMS)), "maker": None, "pixels": c} for c in real]
     for model_id in ids:
         autoencoder = OnnxAutoencoder(zoo.installed(model_id))
-        out[model_id] = (model_id, [to_uint8(autoencoder.reconstruct(c / 255.0)) for c in real])
-    sd = crops(generated_images("sd1") + generated_images("sd2"), SIDE, 1, seed)
-    out[OUTSIDE] = (None, [sd[i] for i in sorted(rng.choice(len(sd), size=min(n, len(sd)), replace=False))])
+        chosen = [real[i] for i in rng.choice(len(real), size=per_model, replace=False)]
+        for k, c in enumerate(chosen):
+            out = to_uint8(autoencoder.reconstruct(c / 255.0))
+            items += [{"source": model_id, "form": form, "maker": model_id, "pixels": out} for form in ("PNG", "JPEG q90")]
+            if k < travelled:
+                items += [{"source": model_id, "form": "cropped 3 px", "maker": model_id, "pixels": out[3:, 3:]},
+                          {"source": model_id, "form": "resized 0.75x", "maker": model_id, "pixels": resized(out, 0.75)},
+                          {"source": model_id, "form": "resized 1.5x", "maker": model_id, "pixels": resized(out, 1.5)}]
+    sd = crops_of(generated_images("sd1") + generated_images("sd2"), 2, rng)
+    items += [{"source": "SD1+SD2 (outside the zoo)", "form": "PNG", "maker": None, "pixels": c} for c in sd]
+    for item in items:
+        pixels = item.pop("pixels")
+        item["bytes"] = encoded(pixels, item["form"]) if item["form"].startswith(("PNG", "JPEG")) else encoded(pixels, "PNG")
+    return items
+
+
+def score_all(engine: Engine, items: list[dict], cache: Path) -> dict:
+    scored = pickle.loads(cache.read_bytes()) if cache.exists() else {}
+    started, done = time.perf_counter(), 0
+    for i, item in enumerate(items):
+        if i in scored:
+            continue
+        evidence = evidence_from_bytes(Path(f"{i}.img"), item["bytes"])
+        results = engine.score(evidence).results
+        scored[i] = {loaded.id: {"method": method.name, "version": r.method_version, "score": r.score,
+                                 "components": r.components, "parameters": r.parameters, "provider": r.provider,
+                                 "seconds": r.seconds} for loaded, method, r in results}
+        done += 1
+        if done % 20 == 0:
+            cache.write_bytes(pickle.dumps(scored))
+            rate = (time.perf_counter() - started) / done
+            print(f"  scored {len(scored)}/{len(items)} ({rate:.1f} s per image)", flush=True)
+    cache.write_bytes(pickle.dumps(scored))
+    return scored
+
+
+def verdicts(engine: Engine, items: list[dict], scored: dict, candidates: list[str]) -> list:
+    by_id = {m.id: m for m in engine.models}
+    method = engine.methods[0]
+    out = []
+    for i, item in enumerate(items):
+        evidence = evidence_from_bytes(Path(f"{i}.img"), item["bytes"])
+        results = [(by_id[m], method, MethodResult(r["method"], r["version"], m, r["score"], r["components"], {},
+                                                   r["provider"], r["parameters"], r["seconds"]))
+                   for m, r in scored[i].items() if m in candidates]
+        out.append(engine.conclude(evidence, Scored(results, {}, {}, None), candidates).verdict)
     return out
+
+
+def shares(group: list[tuple[dict, object]]) -> dict:
+    n = len(group)
+    right = sum(v.label == ATTRIBUTED and v.model == item["maker"] for item, v in group)
+    wrong = sum(v.label == ATTRIBUTED and v.model != item["maker"] for item, v in group)
+    return {"n": n, "right": right / n, "wrong": wrong / n,
+            "not attributed": sum(v.label == NOT_ATTRIBUTED for _, v in group) / n,
+            "inconclusive": sum(v.label == INCONCLUSIVE for _, v in group) / n,
+            "wrongly named": sorted({v.model for item, v in group if v.label == ATTRIBUTED and v.model != item["maker"]})}
+
+
+def table(title: str, rows: dict[str, dict]) -> None:
+    print_table(title, ["images", "n", "right generator", "wrong generator", "not attributed", "inconclusive",
+                        "wrongly named"],
+                [[k, r["n"], r["right"], r["wrong"], r["not attributed"], r["inconclusive"], ", ".join(r["wrongly named"])]
+                 for k, r in rows.items()])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, help="app home (default: a temporary one)")
-    parser.add_argument("--crops", type=int, default=8, help="images per source")
-    parser.add_argument("--methods", default="aedr", help="comma-separated, as for analyze --method")
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True, help="scores per image and model (resumable)")
+    parser.add_argument("--per-model", type=int, default=20, help="outputs per autoencoder (PNG and JPEG q90)")
+    parser.add_argument("--travelled", type=int, default=10, help="of those, cropped / resized too")
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--score-only", action="store_true", help="fill the cache and stop")
     parser.add_argument("--json")
     args = parser.parse_args()
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        ids = sorted(i for i, m in shipped_manifests().items() if m.kind == "autoencoder")
-        zoo = zoo_with(args.home or Path(tmp), ids)
-        engine = Engine(zoo, AnalysisSettings(models=tuple(ids), methods=tuple(args.methods.split(",")),
-                                              alpha=args.alpha))
-        results, rows = {}, []
-        for source, (maker, images) in sources(zoo, ids, args.crops, args.seed).items():
-            for form in ("PNG", "JPEG q90"):
-                verdicts = [engine.analyse_evidence(evidence_from_bytes(Path(f"{i}.img"), encoded(im, form))).verdict
-                            for i, im in enumerate(images)]
-                right = np.mean([v.label == ATTRIBUTED and v.model == maker for v in verdicts])
-                wrong = np.mean([v.label == ATTRIBUTED and v.model != maker for v in verdicts])
-                shares = {"attributed to the right generator": float(right), "attributed to a wrong one": float(wrong),
-                          "not attributed": float(np.mean([v.label == NOT_ATTRIBUTED for v in verdicts])),
-                          "inconclusive": float(np.mean([v.label == INCONCLUSIVE for v in verdicts]))}
-                wrongly_named = sorted({v.model for v in verdicts if v.label == ATTRIBUTED and v.model != maker})
-                results[f"{source}, {form}"] = shares | {"images": len(verdicts), "wrongly_named": wrongly_named}
-                rows.append([source, form, len(verdicts), *shares.values(), ", ".join(wrongly_named)])
-                print(f"  {source}, {form}: done", flush=True)
-    print_table(f"Verdicts with all {len(ids)} zoo autoencoders as candidates ({args.methods}, alpha {args.alpha}, "
-                f"{SIDE} px held-out crops)",
-                ["source", "saved as", "n", "right generator", "wrong generator", "not attributed", "inconclusive",
-                 "wrongly named"], rows)
+    ids = sorted(i for i, m in shipped_manifests().items() if m.kind == "autoencoder")
+    zoo = zoo_with(args.home, ids)
+    engine = Engine(zoo, AnalysisSettings(models=tuple(ids), alpha=args.alpha))
+    items = image_set(zoo, ids, args.per_model, args.travelled, args.seed)
+    print(f"{len(items)} test images", flush=True)
+    scored = score_all(engine, items, args.cache)
+    if args.score_only:
+        return
+    results = {}
+
+    all_nine = list(zip(items, verdicts(engine, items, scored, ids)))
+    rows = {}
+    for item, v in all_nine:
+        key = f"{item['source']}, {item['form']}" if item["maker"] else item["source"]
+        rows.setdefault(key, []).append((item, v))
+    real = [(i, v) for i, v in all_nine if i["source"] == "real photos"]
+    rows = {"real photos, all forms": real, **rows}
+    results["all nine"] = {k: shares(g) for k, g in rows.items()}
+    table(f"All {len(ids)} zoo autoencoders as candidates (alpha {args.alpha}, {SIDE} px test-split crops)",
+          results["all nine"])
+
+    outside = {}
+    for held_out in ids:
+        others = [m for m in ids if m != held_out]
+        own = [i for i in items if i["maker"] == held_out and i["form"] in ("PNG", "JPEG q90")]
+        outside[held_out] = shares(list(zip(own, verdicts(engine, own, scored, others))))  # any attribution is wrong
+    total = sum(r["n"] for r in outside.values())
+    outside["all held out, pooled"] = {"n": total, "right": 0.0,
+                                       "wrong": sum(r["wrong"] * r["n"] for r in outside.values()) / total,
+                                       "not attributed": sum(r["not attributed"] * r["n"] for r in outside.values()) / total,
+                                       "inconclusive": sum(r["inconclusive"] * r["n"] for r in outside.values()) / total,
+                                       "wrongly named": sorted({m for r in outside.values() for m in r["wrongly named"]})}
+    results["held out in turn"] = outside
+    table("Each autoencoder held out in turn: its outputs (PNG, JPEG q90) against the other eight", outside)
+
+    alone_items = [i for i in items if i["maker"] in (None, "taef2") and (i["maker"] or i["source"] == "real photos")]
+    alone = list(zip(alone_items, verdicts(engine, alone_items, scored, ["taef2"])))
+    alone_rows = {}
+    for item, v in alone:
+        alone_rows.setdefault(f"{item['source']}, {item['form']}" if item["maker"] else "real photos", []).append((item, v))
+    results["taef2 alone"] = {k: shares(g) for k, g in alone_rows.items()}
+    table("TAEF2 alone", results["taef2 alone"])
+
     seconds = time.perf_counter() - started
     print(f"\nbenchmark ran {seconds:.0f} s")
-    write_json(args.json, {"candidates": ids, "methods": args.methods, "alpha": args.alpha, "side": SIDE,
-                           "results": results, "benchmark_seconds": seconds})
+    write_json(args.json, {"candidates": ids, "alpha": args.alpha, "side": SIDE, "results": results,
+                           "benchmark_seconds": seconds})
 
 
 if __name__ == "__main__":

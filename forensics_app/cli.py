@@ -71,16 +71,21 @@ def cmd_zoo_import(args) -> int:
 
 
 def cmd_zoo_calibrate(args) -> int:
-    from forensics_app.core.calibrate import CalibrationPlan, build_calibrations
+    from dataclasses import replace
+
+    from forensics_app.core.calibrate import CalibrationPlan, Sample, build_calibration, real_pool
     from forensics_app.core.calibration import load_calibrations, save_calibrations
+    from forensics_app.core.evidence import iter_image_files, load_evidence
     from forensics_app.core.methods import all_methods, get_method
+    from forensics_app.core.traces import pixel_traces
     from forensics_app.core.zoo.autoencoder import OnnxAutoencoder
 
     zoo = _zoo(args)
     model = zoo.installed(args.id)
     names = [m for part in args.method for m in part.split(",") if m]
-    methods = [get_method(n) for n in names] if names else list(all_methods().values())
-    plan = CalibrationPlan(crops_per_image=args.crops, seed=args.seed)
+    methods = [get_method(n) for n in names] if names else [m for m in all_methods().values() if m.decisive]
+    plan = replace(CalibrationPlan(seed=args.seed), **({"crops_per_image": args.crops} if args.crops else {}))
+    real_dir = Path(args.real)
     last = [-1]
 
     def progress(p):
@@ -89,18 +94,25 @@ def cmd_zoo_calibrate(args) -> int:
             last[0] = pct
             _print(f"  {pct:3d}%  {p.message}")
 
-    calibrations = build_calibrations(OnnxAutoencoder(model), methods, Path(args.real),
-                                      Path(args.generated) if args.generated else None, plan,
-                                      max_images=args.max_images, progress=progress)
-    for c in calibrations:
-        c.data["model_hash"] = model.model_hash
+    _print(f"real pool: the calibration split of {real_dir} ...")
+    pool = real_pool(real_dir, plan, args.max_images)
+    generated = None
+    if args.generated:
+        generated = [Sample(f"generated/{p.name}", load_evidence(p).rgb, "given", pixel_traces(load_evidence(p).rgb).condition)
+                     for p in iter_image_files([Path(args.generated)])[0][:args.max_images]]
+    autoencoder = OnnxAutoencoder(model)
+    calibrations = []
+    for method in methods:
+        calibration, _ = build_calibration(autoencoder, method, pool, real_dir, plan, generated,
+                                           progress=progress, max_images=args.max_images)
+        calibration.data["model_hash"] = model.model_hash
+        calibrations.append(calibration)
     out = Path(args.out) if args.out else model.calibration_folder() / "calibration.json"
     kept = load_calibrations(out) if out.exists() else {}  # methods not re-calibrated now stay as they were
     save_calibrations(out, list((kept | {c.method: c for c in calibrations}).values()))
     for c in calibrations:
-        rates = c.error_rates(args.alpha)
-        _print(f"{c.method}: {len(c.own_scores)} own / {len(c.real_scores)} real samples; at alpha={args.alpha}: "
-               f"threshold {c.threshold(args.alpha)}, own outputs attributed {rates['true_attribution_own']}")
+        _print(f"{c.method}: {len(c.own_scores)} own / {len(c.real_scores)} real samples "
+               f"({len(set(c.real_conditions))} pixel conditions)")
     _print(f"calibration written to {out}")
     return EXIT_OK
 
@@ -414,14 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     im.set_defaults(func=cmd_zoo_import)
     c = z.add_parser("calibrate", help="build score distributions for a model")
     c.add_argument("id")
-    c.add_argument("--real", required=True, help="folder of real photos")
+    c.add_argument("--real", required=True, help="folder of real photos; its calibration split is used "
+                   "(the zoo's shipped calibrations use imagenet1k: the same folder makes them comparable)")
     c.add_argument("--generated", help="folder of this model's own outputs (default: made with its decoder)")
-    c.add_argument("--crops", type=int, default=3, help="crops per image")
+    c.add_argument("--crops", type=int, help="crops per photo (default 4)")
     c.add_argument("--max-images", type=int)
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--alpha", type=float, default=0.01)
     c.add_argument("--method", action="append", default=[],
-                   help="only these methods, comma-separated (default: all; inversion is ~50x slower than aedr)")
+                   help="only these methods, comma-separated (default: the decisive ones; inversion is ~16x slower)")
     c.add_argument("--out", help="write here instead of the model's install folder")
     c.set_defaults(func=cmd_zoo_calibrate)
 

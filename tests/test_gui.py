@@ -45,7 +45,7 @@ def gui_home(installed_zoo, tmp_path_factory) -> Path:
     shutil.copytree(installed_zoo.root, home / "zoo")
     aedr = get_method("aedr")
     calibration = Calibration("taef2", "aedr", aedr.version, dict(aedr.parameters),
-                              own_scores=np.geomspace(1.0, 2.2, 199), real_scores=np.geomspace(2.6, 30.0, 199),
+                              own_scores=np.geomspace(1.0, 2.2, 199), real_scores=np.geomspace(2.6, 30.0, 999),
                               data={"description": "synthetic test fixture"})
     save_calibrations(home / "zoo" / "taef2" / "calibration" / "calibration.json", [calibration])
     return home
@@ -137,11 +137,11 @@ def test_histogram_marks_the_image_score_on_the_candidate_calibration(qtbot, win
     wait_finished(qtbot, window)
     item = select(window, images["own"])
     candidate = item.result.findings.candidates[0]
-    calibration = item.result.calibrations[("taef2", "aedr")]
+    calibration = candidate.calibration  # drawn from what the finding carries, never looked up again
     histogram = window.histogram
     assert histogram.marked_score == pytest.approx(candidate.score, rel=1e-12)
     x, counts = histogram.own_curve.getOriginalDataset()
-    assert list(counts) == calibration.histogram()["own"]
+    assert list(counts) == calibration["histogram"]["own"] and sum(counts) == calibration["n_own"] == 199
     assert 10 ** histogram.threshold_line.value() == pytest.approx(candidate.threshold)
 
 

@@ -97,7 +97,7 @@ class ScoreHistogram(QWidget):
         if self.result is None or index < 0:
             return
         candidate = self.result.findings.candidates[index]
-        calibration = self.result.calibrations.get((candidate.model, candidate.method))
+        calibration = candidate.calibration  # the samples this reading was compared with, as the finding carries them
         self.plot.setVisible(calibration is not None)  # an empty plot would suggest a distribution exists
         if calibration is None:
             self._show_curves(False)
@@ -105,7 +105,7 @@ class ScoreHistogram(QWidget):
                               f"No valid calibration for {candidate.method} on {candidate.model_name}: "
                               "calibrate the model (forensics-app zoo calibrate) to get p-values.")
             return
-        histogram = calibration.histogram()
+        histogram = calibration["histogram"]
         edges = np.asarray(histogram["edges"])
         self.own_curve.setData(edges, histogram["own"])
         self.real_curve.setData(edges, histogram["real"])
@@ -118,9 +118,10 @@ class ScoreHistogram(QWidget):
         self.threshold_line.setVisible(threshold is not None and threshold > 0)
         if threshold is not None and threshold > 0:
             self.threshold_line.setValue(math.log10(threshold))
-            alpha = (candidate.calibration or {}).get("alpha")
-            self.threshold_line.label.setFormat(f"threshold at rate {alpha:g}")
-        self.note.setText(f"{len(calibration.own_scores)} own outputs vs {len(calibration.real_scores)} real photos; "
+            critical = calibration["rule"]["critical_p"]
+            self.threshold_line.label.setFormat(f"threshold (p_real <= {critical:.2g})")
+        self.note.setText(f"{calibration['n_own']} own outputs vs {calibration['n_real']} real photos "
+                          f"({calibration['condition'] or 'all conditions'}); "
                           f"score {candidate.score:.4g}, p_own {candidate.p_value:.3g}, p_real {candidate.p_real:.3g}"
                           + ("" if candidate.score > 0 else " (score <= 0 shown at the left edge)"))
         # the x range always includes the marker, even for a score far outside both distributions

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QThread, Signal
 
-from forensics_app.core.calibration import Calibration
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import load_evidence
 from forensics_app.core.findings import ImageFindings
@@ -40,7 +39,6 @@ class AnalysedImage:
 
     findings: ImageFindings
     display: DisplayImages
-    calibrations: dict[tuple[str, str], Calibration]  # (model, method) -> the calibration that was used
     map_units: dict[str, str]  # model -> unit of its per-pixel maps, for the colour bar legend
 
 
@@ -120,7 +118,7 @@ class AnalysisWorker(QThread):
             # the window keeps display-level copies only: full maps and R(x) of a big batch would not fit
             findings.maps.clear()
             findings.reconstructions.clear()
-            result = AnalysedImage(findings, display, engine.calibrations_in_use(), _map_units(engine))
+            result = AnalysedImage(findings, display, _map_units(engine))
         except Cancelled:
             self.item_cancelled.emit(item_id)
         except ForensicsError as exc:
