@@ -133,7 +133,7 @@ def cmd_analyze(args) -> int:
     paths = _collect(args.paths)
     if not paths:
         raise ForensicsError("No image files found in the given paths.")
-    _print(f"{'file':<36} {'verdict':<15} {'model':<10} {'method':<15} {'score':>9} {'p_own':>7} {'p_real':>7}")
+    _print(f"{'file':<36} {'verdict':<15} {'model':<10} {'method':<15} {'score':>9} {'p_own':>10} {'p_real':>10}")
 
     def show(result) -> None:
         name = result.path.name[:35]
@@ -141,15 +141,13 @@ def cmd_analyze(args) -> int:
             _print(f"{name:<36} ERROR: {result.error}")
             return
         top = result.candidates[0] if result.candidates else None
-        fmt = lambda v: f"{v:7.3f}" if v is not None else "      -"
         if top is None:
             _print(f"{name:<36} {result.verdict.label:<15}")
         else:
             _print(f"{name:<36} {result.verdict.label:<15} {top.model:<10} {top.method:<15} {top.score:9.4g} "
-                   f"{fmt(top.p_value)} {fmt(top.p_real)}")
+                   f"{_p_columns(top)}")
         for c in (c for c in result.candidates if c.extractor):  # --fingerprint readings
-            _print(f"{'':<36} {'(fingerprint)':<15} {c.model:<10} {c.method:<15} {c.score:9.4g} "
-                   f"{fmt(c.p_value)} {fmt(c.p_real)}")
+            _print(f"{'':<36} {'(fingerprint)':<15} {c.model:<10} {c.method:<15} {c.score:9.4g} {_p_columns(c)}")
         if args.maps:
             _save_maps(result, Path(args.maps))
 
@@ -174,6 +172,12 @@ def cmd_analyze(args) -> int:
                              cancelled=batch.cancelled)
         _write_report(report, args.pdf, args.json)
     return EXIT_SOME_FAILED if batch.failures else EXIT_OK
+
+
+def _p_columns(candidate) -> str:
+    """p_own and p_real as the table prints them (a p-value at its calibration's floor as a bound)."""
+    own, real = (candidate.p_own_text(ascii_only=True), candidate.p_real_text(ascii_only=True)) if candidate else ("-", "-")
+    return f"{own:>10} {real:>10}"
 
 
 def _save_maps(result, folder: Path) -> None:
@@ -222,14 +226,13 @@ def cmd_case_show(args) -> int:
         meta = case.meta
         _print(f"case {meta['name']!r}, examiner {meta['examiner']}, created {meta['created']} (schema {meta['schema']})")
         status = {(str(s.path), s.sha256): s.status for s in case.evidence_status()}
-        fmt = lambda v: f"{v:7.3f}" if v is not None else "      -"
-        _print(f"{'file':<32} {'sha256':<12} {'verdict':<15} {'top candidate':<20} {'p_own':>7} {'p_real':>7} "
+        _print(f"{'file':<32} {'sha256':<12} {'verdict':<15} {'top candidate':<20} {'p_own':>10} {'p_real':>10} "
                f"{'evidence':<8} notes")
         for f in case.findings(with_maps=False):
             top = f.candidates[0] if f.candidates else None
             candidate = f"{top.model}/{top.method}" if top else "-"
             _print(f"{f.path.name[:31]:<32} {f.sha256[:12]:<12} {f.verdict.label:<15} {candidate[:19]:<20} "
-                   f"{fmt(top.p_value if top else None)} {fmt(top.p_real if top else None)} "
+                   f"{_p_columns(top)} "
                    f"{status[(str(f.path), f.sha256)]:<8} {len(case.notes(f.sha256))}")
         for failed in case.failures():
             _print(f"{failed.path.name[:31]:<32} ERROR: {failed.error}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -64,3 +65,30 @@ def test_zoo_list_and_verify(installed_zoo):
     assert "taef2" in listing.stdout and "yes" in listing.stdout
     verify = run_cli(["zoo", "verify", "taef2"], installed_zoo.home)
     assert verify.returncode == 0 and "OK" in verify.stdout
+
+
+@pytest.fixture(scope="module")
+def floor_home(installed_zoo, tmp_path_factory):
+    """A copy of the session zoo with an AEDR calibration whose 99 real scores all lie far above any image's
+    score, so every image's p_real is at the calibration's floor 1/(99+1)."""
+    import numpy as np
+
+    from forensics_app.core.calibration import Calibration, save_calibrations
+    from forensics_app.core.methods import get_method
+
+    home = tmp_path_factory.mktemp("floor-home")
+    shutil.copytree(installed_zoo.root, home / "zoo")
+    aedr = get_method("aedr")
+    save_calibrations(home / "zoo" / "taef2" / "calibration" / "calibration.json", [Calibration(
+        "taef2", "aedr", aedr.version, dict(aedr.parameters), np.geomspace(0.5, 50.0, 60), np.geomspace(1e3, 1e4, 99),
+        {"description": "synthetic test fixture"})])
+    return home
+
+
+def test_a_p_value_at_the_calibration_floor_is_printed_as_a_bound(floor_home, tmp_path):
+    image = save_png(real_crop(side=96), tmp_path / "ok.png")
+    result = run_cli(["analyze", str(image)], floor_home)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("ok.png"))
+    assert row.split()[-1] == "0.01" and row.split()[-2] == "<="  # p_real: no real sample scored this low
+    assert "0.010" not in row

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from forensics_app.cli import EXIT_OK, EXIT_SOME_FAILED, main
 from forensics_app.core.calibration import Calibration, save_calibrations
 from forensics_app.core.colormaps import colourise, map_display_range
-from forensics_app.core.findings import FailedImage
+from forensics_app.core.findings import FailedImage, p_value_text
 from forensics_app.core.methods import get_method
 from forensics_app.core.pipeline import AnalysisSettings, Engine, analyse_paths
 from forensics_app.core.report import ReportInput, write_pdf
@@ -234,3 +234,16 @@ def test_analyze_writes_the_report_directly(report_zoo, evidence, tmp_path):
     doc = json.loads(json_out.read_text())
     text = "\n".join(page_texts(pdf_out))
     assert "Direct run" in text and doc["images"][0]["sha256"] in text and f"Report ID {doc['report_id']}" in text
+
+
+def test_a_p_value_at_its_calibration_floor_is_printed_as_a_bound(report, pdf):
+    floor = [(c, c.p_own_text()) for f in report.findings for c in f.candidates
+             if c.p_value == 1 / (c.calibration["n_own"] + 1)]
+    assert floor, "the fixture has readings above every own-output sample"
+    text = "\n".join(page_texts(pdf[0])).replace("\xa0", " ")
+    for candidate, printed in floor:
+        assert printed.replace("\xa0", " ") == f"≤ {1 / 61:.3g}" and printed.replace("\xa0", " ") in text
+    assert p_value_text(1 / 476, 475) == "≤\xa00.00211"  # rounded up: the bound stays true
+    assert p_value_text(1 / 476, 475, ascii_only=True) == "<= 0.00211"
+    assert p_value_text(0.01, 99) == "≤\xa00.01" and p_value_text(0.0123456, 99) == "0.0123"
+    assert p_value_text(None, 99) == "–" and p_value_text(0.2, None) == "0.2"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +45,38 @@ class CandidateFinding:
         """The learned-fingerprint extractor that made this reading; None for a method's reading."""
         return self.parameters.get("extractor")
 
+    def p_own_text(self, ascii_only: bool = False) -> str:
+        return p_value_text(self.p_value, (self.calibration or {}).get("n_own"), ascii_only=ascii_only)
+
+    def p_real_text(self, ascii_only: bool = False) -> str:
+        return p_value_text(self.p_real, (self.calibration or {}).get("n_real"), ascii_only=ascii_only)
+
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items()}
         d["attributed"] = self.attributed
         return d
+
+
+_AT_MOST = "≤\u00a0"  # a no-break space: "≤" never ends a line apart from its number
+
+
+def p_value_text(p: float | None, samples: int | None, digits: int = 3, ascii_only: bool = False) -> str:
+    """A p-value as printed everywhere. ``samples``: the size of the calibration set it was computed from.
+
+    (1 + count) / (n + 1) is never below 1/(n+1): a p-value at that floor only says that no calibration
+    sample was as extreme, so it is printed as the bound "≤ 1/(n+1)" (rounded up, so the bound stays true),
+    never as a measurement.
+    """
+    if p is None:
+        return "-" if ascii_only else "–"
+    if samples and p <= (1.0 / (samples + 1)) * (1 + 1e-9):
+        return ("<= " if ascii_only else _AT_MOST) + f"{_round_up(1.0 / (samples + 1), digits):.{digits}g}"
+    return f"{p:.{digits}g}"
+
+
+def _round_up(value: float, digits: int) -> float:
+    scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
+    return math.ceil(value * scale * (1 - 1e-12)) / scale
 
 
 @dataclass

@@ -121,7 +121,7 @@ class ScoreHistogram(QWidget):
             alpha = (candidate.calibration or {}).get("alpha")
             self.threshold_line.label.setFormat(f"threshold at rate {alpha:g}")
         self.note.setText(f"{len(calibration.own_scores)} own outputs vs {len(calibration.real_scores)} real photos; "
-                          f"score {candidate.score:.4g}, p_own {candidate.p_value:.3g}, p_real {candidate.p_real:.3g}"
+                          f"score {candidate.score:.4g}, p_own {candidate.p_own_text()}, p_real {candidate.p_real_text()}"
                           + ("" if candidate.score > 0 else " (score <= 0 shown at the left edge)"))
         # the x range always includes the marker, even for a score far outside both distributions
         low, high = math.log10(min(edges[0], marker)), math.log10(max(edges[-1], marker))

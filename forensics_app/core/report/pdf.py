@@ -203,7 +203,7 @@ class _Builder:
                 _p(f"{f.sha256[:32]}\n{f.sha256[32:]}", self.mono),
                 _p(_verdict_title(f.verdict.label), self.cell_bold),
                 _p(f"{top.model_name}\n{top.method} · {top.status}" if top else "none", self.cell),
-                _p(f"p_own {_num(top.p_value, 3)}\np_real {_num(top.p_real, 3)}" if top else "–", self.cell)])
+                _p(f"p_own {top.p_own_text()}\np_real {top.p_real_text()}" if top else "–", self.cell)])
         widths = [8 * mm, 38 * mm, 50 * mm, 26 * mm, 32 * mm]
         widths.append(FRAME_W - sum(widths))
         story = [_p("Summary of findings", self.h1),
@@ -290,10 +290,10 @@ class _Builder:
         for rank, c in enumerate(f.candidates, 1):
             rows.append([_p(str(rank), self.cell), _p(f"{c.model_name}\n({c.model})", self.cell),
                          _p(c.method + ("" if c.decisive else " (shown for comparison: does not vote)"), self.cell),
-                         _p(_num(c.score, 5), self.cell), _p(_num(c.p_value, 3), self.cell),
-                         _p(_num(c.p_real, 3), self.cell), _p(_num(c.threshold, 4), self.cell),
+                         _p(_num(c.score, 5), self.cell), _p(c.p_own_text(), self.cell),
+                         _p(c.p_real_text(), self.cell), _p(_num(c.threshold, 4), self.cell),
                          _p(c.status, self.cell_bold if c.decisive else self.cell)])
-        widths = [7 * mm, 41 * mm, 35 * mm, 23 * mm, 15 * mm, 15 * mm, 18 * mm]
+        widths = [7 * mm, 38 * mm, 33 * mm, 21 * mm, 18 * mm, 18 * mm, 18 * mm]
         widths.append(FRAME_W - sum(widths))
         runs = [[_p(h, self.cell_bold) for h in ("Model", "Method", "Measurements", "Parameters", "Run")]]
         for c in f.candidates:
