@@ -1,4 +1,5 @@
-"""Command line: forensics-app analyze | zoo ... | case ... (the GUI and report commands join as they land)."""
+"""forensics-app: which AI image generator, if any, made an image. Without a command the desktop window
+opens; the commands below do the same work from a terminal."""
 
 from __future__ import annotations
 
@@ -22,6 +23,29 @@ def _zoo(args):
 
 def _print(line: str = "") -> None:
     print(line, flush=True)
+
+
+def false_attribution_rate(text: str) -> float:
+    """--alpha: a probability in (0, 0.5]: at 0 nothing could ever be attributed, and above one half most real
+    photos would be."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (example: 0.01 = 1 real photo in 100)") from None
+    if not 0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0 < alpha <= 0.5 (a false-attribution rate, "
+                                         "example: 0.01 = 1 real photo in 100)")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
 
 
 # -- zoo ---------------------------------------------------------------------------------------
@@ -130,6 +154,11 @@ def cmd_analyze(args) -> int:
     engine = Engine(zoo, settings)
     if not engine.models:
         raise ForensicsError("No model is installed. Run: forensics-app zoo install taef2 --mirror DIR")
+    for loaded in engine.models:
+        side = max(settings.intake.min_side, loaded.installed.manifest.spatial_factor)
+        if args.max_pixels < side * side:
+            raise ForensicsError(f"--max-pixels {args.max_pixels} is below the smallest region {loaded.id} can "
+                                 f"analyse ({side} x {side} = {side * side} pixels).")
     paths = _collect(args.paths)
     if not paths:
         raise ForensicsError("No image files found in the given paths.")
@@ -157,7 +186,9 @@ def cmd_analyze(args) -> int:
         with Case.open(Path(args.case)) as case:
             _warn_integrity(case)
             batch = analyse_into_case(engine, case, paths, on_result=show)
-        _print(f"\ncase {args.case}: {len(batch.reused)} reused from earlier analyses in the case (no model ran)")
+        analysed = len(batch.results) - len(batch.failures)
+        _print(f"\ncase {args.case}: {analysed - len(batch.reused)} analysed now (the models ran), "
+               f"{len(batch.reused)} reused from earlier analyses in the case (the models did not run again)")
     else:
         batch = analyse_paths(engine, paths, on_result=show)
     info = engine.run_info()
@@ -358,9 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--case-name", help="case name printed on the report")
     a.add_argument("--examiner", help="examiner printed on the report")
     a.add_argument("--maps", help="write the per-pixel maps (.npy and colourised .png) to this folder")
-    a.add_argument("--alpha", type=float, default=0.01, help="false-attribution rate (default 0.01)")
+    a.add_argument("--alpha", type=false_attribution_rate, default=0.01,
+                   help="false-attribution rate, 0 < alpha <= 0.5 (default 0.01)")
     a.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
-    a.add_argument("--max-pixels", type=int, default=16_000_000, help="analyse at most this many pixels (centred)")
+    a.add_argument("--max-pixels", type=positive_int, default=16_000_000,
+                   help="analyse at most this many pixels (centred); at least the models' smallest region")
     a.add_argument("--case", help="add the evidence and findings to this case file (reuses its cached results)")
     a.add_argument("--fingerprint", action="append", default=[],
                    help="also read this learned-fingerprint extractor (shown, never votes; repeatable)")
@@ -419,10 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("id")
     c.add_argument("--real", required=True, help="folder of real photos")
     c.add_argument("--generated", help="folder of this model's own outputs (default: made with its decoder)")
-    c.add_argument("--crops", type=int, default=3, help="crops per image")
-    c.add_argument("--max-images", type=int)
+    c.add_argument("--crops", type=positive_int, default=3, help="crops per image")
+    c.add_argument("--max-images", type=positive_int)
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--alpha", type=float, default=0.01)
+    c.add_argument("--alpha", type=false_attribution_rate, default=0.01,
+                   help="false-attribution rate the measured error rates are printed at, 0 < alpha <= 0.5 (default 0.01)")
     c.add_argument("--method", action="append", default=[],
                    help="only these methods, comma-separated (default: all; inversion is ~50x slower than aedr)")
     c.add_argument("--out", help="write here instead of the model's install folder")

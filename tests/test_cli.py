@@ -92,3 +92,50 @@ def test_a_p_value_at_the_calibration_floor_is_printed_as_a_bound(floor_home, tm
     row = next(line for line in result.stdout.splitlines() if line.startswith("ok.png"))
     assert row.split()[-1] == "0.01" and row.split()[-2] == "<="  # p_real: no real sample scored this low
     assert "0.010" not in row
+
+
+@pytest.mark.parametrize("alpha", ["0", "5", "-1", "nan", "0.51"])
+@pytest.mark.parametrize("command", [["analyze", "x.png"], ["zoo", "calibrate", "taef2", "--real", "."]])
+def test_alpha_outside_zero_to_one_half_is_a_usage_error(command, alpha, tmp_path):
+    result = run_cli([*command, "--alpha", alpha], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --alpha" in result.stderr and "0 < alpha <= 0.5" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1.5"])
+def test_max_pixels_must_be_a_positive_whole_number(value, tmp_path):
+    result = run_cli(["analyze", "x.png", "--max-pixels", value], tmp_path)
+    assert result.returncode == 2 and "argument --max-pixels" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_max_pixels_below_the_models_smallest_region_is_refused(installed_zoo, tmp_path):
+    image = save_png(real_crop(side=96), tmp_path / "ok.png")
+    result = run_cli(["analyze", str(image), "--max-pixels", "100"], installed_zoo.home)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--max-pixels 100 is below the smallest region taef2 can analyse (64 x 64 = 4096 pixels)" in result.stderr
+
+
+def test_an_unknown_model_id_lists_the_ids_that_exist(installed_zoo, tmp_path):
+    image = save_png(real_crop(side=96), tmp_path / "ok.png")
+    result = run_cli(["analyze", str(image), "--model", "nope"], installed_zoo.home)
+    assert result.returncode == 2 and "zoo install nope" not in result.stderr
+    assert "There is no model called 'nope'. Installed: taef2; installable: " in result.stderr
+    assert "demo-ae-01" in result.stderr.split("installable:")[1]  # a shipped entry that is not installed here
+
+
+def test_help_names_every_command_and_no_plans(tmp_path):
+    result = run_cli(["--help"], tmp_path)
+    assert result.returncode == 0 and "as they land" not in result.stdout
+    for command in ("gui", "analyze", "case", "report", "zoo", "fingerprint"):
+        assert command in result.stdout
+
+
+def test_analyze_into_a_case_says_how_many_ran_now_and_how_many_were_reused(installed_zoo, tmp_path):
+    first = save_png(real_crop(side=96), tmp_path / "first.png")
+    second = save_png(real_crop("lenna.png", side=96), tmp_path / "second.png")
+    case = tmp_path / "case.sqlite"
+    assert run_cli(["case", "new", str(case), "--name", "C", "--examiner", "E"], installed_zoo.home).returncode == 0
+    once = run_cli(["analyze", str(first), "--case", str(case)], installed_zoo.home)
+    assert "1 analysed now (the models ran), 0 reused" in once.stdout, once.stdout + once.stderr
+    again = run_cli(["analyze", str(first), str(second), "--case", str(case)], installed_zoo.home)
+    assert "1 analysed now (the models ran), 1 reused" in again.stdout, again.stdout + again.stderr
