@@ -33,7 +33,7 @@ def test_analyze_folder_with_a_bad_file(installed_zoo, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["schema"] == "forensics-app/findings/1"
     good, bad = sorted(doc["images"], key=lambda d: "error" in d)
-    assert set(bad) == {"path", "error"} and "broken.png is truncated" in bad["error"]
+    assert set(bad) == {"path", "path_as_given", "error"} and "broken.png is truncated" in bad["error"]
     assert len(good["sha256"]) == 64
     assert good["verdict"]["label"] in {"attributed", "not_attributed", "inconclusive"}
     cand = good["candidates"][0]
@@ -139,3 +139,15 @@ def test_analyze_into_a_case_says_how_many_ran_now_and_how_many_were_reused(inst
     assert "1 analysed now (the models ran), 0 reused" in once.stdout, once.stdout + once.stderr
     again = run_cli(["analyze", str(first), str(second), "--case", str(case)], installed_zoo.home)
     assert "1 analysed now (the models ran), 1 reused" in again.stdout, again.stdout + again.stderr
+
+
+def test_findings_keep_the_absolute_path_so_verify_works_from_another_folder(installed_zoo, tmp_path):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    save_png(real_crop(side=96), work / "photo.png")
+    assert run_cli(["analyze", "photo.png", "--json", "findings.json"], installed_zoo.home, cwd=work).returncode == 0
+    image = json.loads((work / "findings.json").read_text())["images"][0]
+    assert image["path"] == str(work / "photo.png") and image["path_as_given"] == "photo.png"
+    verify = run_cli(["report", "verify", str(work / "findings.json")], installed_zoo.home, cwd=elsewhere)
+    assert verify.returncode == 0 and "IDENTICAL" in verify.stdout, verify.stdout + verify.stderr

@@ -247,3 +247,11 @@ def test_a_p_value_at_its_calibration_floor_is_printed_as_a_bound(report, pdf):
     assert p_value_text(1 / 476, 475, ascii_only=True) == "<= 0.00211"
     assert p_value_text(0.01, 99) == "≤\xa00.01" and p_value_text(0.0123456, 99) == "0.0123"
     assert p_value_text(None, 99) == "–" and p_value_text(0.2, None) == "0.2"
+
+
+def test_verify_checks_the_calibrations_also_when_the_evidence_is_missing(report_zoo, report):
+    doc = json.loads(json.dumps(report.document()))
+    doc["images"] = [dict(image, path=image["path"] + ".moved") for image in doc["images"] if "sha256" in image]
+    differences = verify_document(doc, report_zoo).differences
+    assert {d.what for d in differences if d.item.endswith(".moved")} == {"evidence file"}
+    assert not [d for d in differences if d.item.startswith("calibration")]  # installed and unchanged

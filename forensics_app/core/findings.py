@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,9 +91,14 @@ class Verdict:
         return dict(self.__dict__)
 
 
+def absolute_path(path: Path | str) -> Path:
+    """Absolute without resolving symbolic links: the path the examiner gave, usable from any folder."""
+    return Path(os.path.abspath(path))
+
+
 @dataclass
 class ImageFindings:
-    path: Path
+    path: Path  # absolute (see absolute_path), so findings can be checked from any folder
     sha256: str
     facts: dict  # size, format, dimensions, mode, JPEG quality, intake notes
     region: dict  # the analysed pixel region (x, y, width, height)
@@ -101,9 +107,10 @@ class ImageFindings:
     metadata: dict = field(default_factory=dict)  # provenance claims
     maps: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict, repr=False)  # (model, method, map)
     reconstructions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # model -> R(x), for views
+    path_as_given: str | None = None  # as typed or dropped (relative to the folder it was given in), when known
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "sha256": self.sha256, "facts": self.facts, "region": self.region,
+        return {**_paths(self), "sha256": self.sha256, "facts": self.facts, "region": self.region,
                 "verdict": self.verdict.to_dict(), "candidates": [c.to_dict() for c in self.candidates],
                 "metadata": self.metadata,
                 "maps": sorted(f"{m}/{meth}/{name}" for m, meth, name in self.maps)}
@@ -111,8 +118,13 @@ class ImageFindings:
 
 @dataclass
 class FailedImage:
-    path: Path
+    path: Path  # absolute, as in ImageFindings
     error: str  # plain-language message
+    path_as_given: str | None = None
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "error": self.error}
+        return {**_paths(self), "error": self.error}
+
+
+def _paths(item: ImageFindings | FailedImage) -> dict:
+    return {"path": str(item.path), **({"path_as_given": item.path_as_given} if item.path_as_given else {})}

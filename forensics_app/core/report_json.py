@@ -94,12 +94,12 @@ def results_from_document(doc: dict) -> tuple[list[ImageFindings], list[FailedIm
     findings, failures = [], []
     for d in doc["images"]:
         if "error" in d:
-            failures.append(FailedImage(Path(d["path"]), d["error"]))
+            failures.append(FailedImage(Path(d["path"]), d["error"], d.get("path_as_given")))
             continue
         findings.append(ImageFindings(
             path=Path(d["path"]), sha256=d["sha256"], facts=d["facts"], region=d["region"],
             verdict=Verdict(**d["verdict"]), candidates=[_candidate_from_dict(c) for c in d["candidates"]],
-            metadata=d.get("metadata", {})))
+            metadata=d.get("metadata", {}), path_as_given=d.get("path_as_given")))
     return findings, failures
 
 
