@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -108,12 +109,25 @@ class ImageFindings:
     maps: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict, repr=False)  # (model, method, map)
     reconstructions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # model -> R(x), for views
     path_as_given: str | None = None  # as typed or dropped (relative to the folder it was given in), when known
+    recorded_map_sha256: dict[str, str] = field(default_factory=dict)  # read from a findings file without the arrays
+
+    def map_sha256(self) -> dict[str, str]:
+        """"model/method/map" -> SHA-256 of each per-pixel map: of the arrays held, else as recorded."""
+        if self.maps:
+            return {f"{m}/{meth}/{name}": array_sha256(array) for (m, meth, name), array in sorted(self.maps.items())}
+        return dict(self.recorded_map_sha256)
 
     def to_dict(self) -> dict:
+        hashes = self.map_sha256()
         return {**_paths(self), "sha256": self.sha256, "facts": self.facts, "region": self.region,
                 "verdict": self.verdict.to_dict(), "candidates": [c.to_dict() for c in self.candidates],
-                "metadata": self.metadata,
-                "maps": sorted(f"{m}/{meth}/{name}" for m, meth, name in self.maps)}
+                "metadata": self.metadata, "maps": sorted(hashes), **({"map_sha256": hashes} if hashes else {})}
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """SHA-256 of a map's shape and its values as little-endian float32 (the precision maps are computed in)."""
+    values = np.ascontiguousarray(array, dtype="<f4")
+    return hashlib.sha256(repr(values.shape).encode("ascii") + values.tobytes()).hexdigest()
 
 
 @dataclass

@@ -7,6 +7,7 @@ evidence files themselves, to re-verify their SHA-256 and draw thumbnails.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from forensics_app.core.methods import all_methods
 from forensics_app.core.report.figures import (
     calibration_histogram, check_evidence, colour_bar, heatmap_image, png_bytes)
 from forensics_app.core.report.inputs import ReportInput
+from forensics_app.core.report_json import report_id_of
 
 VERDICT_TITLES = {ATTRIBUTED: "ATTRIBUTED", NOT_ATTRIBUTED: "NOT ATTRIBUTED", INCONCLUSIVE: "INCONCLUSIVE"}
 MARGIN = 16 * mm
@@ -137,7 +139,8 @@ class _Builder:
         self.mono = _style(fonts, 7, mono=True)
         self.verdict_style = _style(fonts, 12, bold=True, alignment=TA_CENTER)
         self.doc = report.document()
-        self.report_id = self.doc["report_id"]
+        self.maps_left_out = sum(len(f.recorded_map_sha256) for f in report.findings if not f.maps)
+        self.report_id = pdf_report_id(self.doc, self.maps_left_out)
         self.alpha = report.run_info.get("settings", {}).get("alpha")
         self.runs = report.runs()
         self.model_info = {m["id"]: m for run in reversed(self.runs) for m in run.get("models", [])}
@@ -316,9 +319,12 @@ class _Builder:
         others = sorted({k[0] for k in f.maps} - {top_model})
         story = [CondPageBreak(70 * mm), _p("Heat maps", self.h2)]
         if not keys:
-            story.append(_p("No per-pixel maps are stored with these findings (findings read from a JSON file keep "
-                            "scores only). Make the report from the case file or with 'analyze --pdf' to include "
-                            "them.", self.small))
+            recorded = len(f.recorded_map_sha256)
+            story.append(_p((f"The analysis computed {recorded} per-pixel maps (their SHA-256 are in the findings "
+                             "file), but these findings were read from a JSON file, which keeps no arrays: they "
+                             "are not drawn. " if recorded else "No per-pixel maps are stored with these "
+                             "findings. ") + "Make the report from the case file or with 'analyze --pdf' to "
+                            "include them.", self.small))
             return story
         story.append(_p(f"Per-pixel evidence for the top candidate ({top_model}), computed on the analysed region "
                         "and averaged down for print. Colour scale from 0 to the map's 99.5th percentile; brighter = "
@@ -448,9 +454,7 @@ class _Builder:
         story += [_p("Report", self.h2),
                   _table([[_p(k, self.small_bold), _p(v, self.small)] for k, v in (
                       ("Report fonts", self.fonts.description),
-                      ("Report identifier", f"{self.report_id}: the first 16 hex digits of the findings content "
-                                            f"SHA-256 {self.doc['content_sha256']} (canonical JSON of everything in "
-                                            "the findings file except its creation time and these two fields)"))],
+                      ("Report identifier", self.identifier_text()))],
                          [40 * mm, FRAME_W - 40 * mm], header=False),
                   _p("How to check this report", self.h2),
                   _p("The findings JSON written with this report records every input: evidence paths and SHA-256, "
@@ -459,6 +463,17 @@ class _Builder:
                      "recorded settings and lists every difference. On a CPU with the same software, the scores "
                      "are reproduced bit for bit.", self.body)]
         return story
+
+    def identifier_text(self) -> str:
+        findings_id = (f"the first 16 hex digits of the findings content SHA-256 {self.doc['content_sha256']} "
+                       "(canonical JSON of everything in the findings file except its creation time and these two "
+                       "fields; each per-pixel map enters through its SHA-256)")
+        if self.report_id == self.doc["report_id"]:
+            return f"{self.report_id}: {findings_id}."
+        return (f"{self.report_id}: this report leaves out the {self.maps_left_out} per-pixel maps the findings "
+                f"record (it was made from a JSON file, which keeps no arrays), so its identifier differs from the "
+                f"findings identifier {self.doc['report_id']} ({findings_id}): it is the first 16 hex digits of "
+                f"the SHA-256 of “{self.doc['content_sha256']} without {self.maps_left_out} recorded maps”.")
 
     def run_appendix(self, info: dict, suffix: str) -> list:
         story = [_p(f"Models used (zoo entries){suffix}", self.h2)]
@@ -485,6 +500,16 @@ class _Builder:
         return story + [_p(f"Software, settings and seeds{suffix}", self.h2),
                         _table([[_p(k, self.small_bold), _p(v, self.small)] for k, v in rows],
                                [40 * mm, FRAME_W - 40 * mm], header=False)]
+
+
+def pdf_report_id(doc: dict, maps_left_out: int) -> str:
+    """The identifier printed on the PDF: the findings' own identifier when the PDF shows everything the findings
+    hold; a PDF that leaves out recorded per-pixel maps (made from a JSON file) shows other content, so its
+    identifier is derived from the content hash together with that fact."""
+    if not maps_left_out:
+        return doc["report_id"]
+    content = f"{doc['content_sha256']} without {maps_left_out} recorded maps"
+    return report_id_of(hashlib.sha256(content.encode("ascii")).hexdigest())
 
 
 def _paragraphs(docstring: str) -> list[str]:
