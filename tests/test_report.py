@@ -13,13 +13,15 @@ from pypdf import PdfReader
 
 from forensics_app.cli import EXIT_OK, EXIT_SOME_FAILED, main
 from forensics_app.core.calibration import Calibration, save_calibrations
+from forensics_app.core import verdict as verdict_module
 from forensics_app.core.colormaps import colourise, map_display_range
 from forensics_app.core.findings import FailedImage, p_value_text
 from forensics_app.core.methods import get_method
 from forensics_app.core.pipeline import AnalysisSettings, Engine, analyse_paths
 from forensics_app.core.report import ReportInput, write_pdf
+from forensics_app.core.provenance import CLAIMS_DISCLAIMER
 from forensics_app.core.report.figures import heatmap_image
-from forensics_app.core.report.pdf import VERDICT_TITLES
+from forensics_app.core.report.pdf import VERDICT_TITLES, decision_rule
 from forensics_app.core.report.verify import verify_document
 from forensics_app.core.zoo.store import Zoo
 
@@ -272,3 +274,19 @@ def test_a_report_without_the_maps_has_another_identifier_than_the_one_with_them
     first = other_maps["images"][0]["map_sha256"]
     first[sorted(first)[0]] = "0" * 64
     assert ReportInput.from_document(other_maps).document()["report_id"] != doc["report_id"]
+
+
+def test_model_hashes_say_which_file_each_is(pdf):
+    text = " ".join(" ".join(page_texts(pdf[0])).split())
+    assert "Weights file as published: taef2_encoder.pth" in text
+    assert "ONNX file exported from the weights, as run: encoder.onnx" in text
+    assert "the ONNX files are what actually ran" in text
+
+
+def test_the_claims_disclaimer_and_the_decision_rule_are_printed_once(report, pdf):
+    text = " ".join(" ".join(page_texts(pdf[0])).split())
+    assert text.count("can be stripped or forged") == len(report.findings)  # once per item's provenance section
+    assert CLAIMS_DISCLAIMER.split(":")[0] not in text
+    first_rule = " ".join(decision_rule(verdict_module.__doc__)[0].split())
+    assert text.count(first_rule[:60]) == 1 and "Decision rule (" not in text
+    assert "p_real ≤ α and p_own > α" not in text  # the per-item legend no longer restates the rule

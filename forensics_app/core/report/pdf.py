@@ -32,6 +32,7 @@ from forensics_app import __version__
 from forensics_app.core import verdict as verdict_rule
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED, ImageFindings
 from forensics_app.core.methods import all_methods
+from forensics_app.core.provenance import CLAIMS_DISCLAIMER
 from forensics_app.core.report.figures import (
     calibration_histogram, check_evidence, colour_bar, heatmap_image, png_bytes)
 from forensics_app.core.report.inputs import ReportInput
@@ -284,7 +285,8 @@ class _Builder:
             lines = [f"{k}: {json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
                      for k, v in sorted(metadata.items()) if v not in (None, "", {}, [])]
             lines = lines or ["No embedded metadata was found."]
-        story += [_p("• " + line[:600], self.small) for line in lines]
+        # the paragraph above already says what claims are worth; the summary opens with the same warning
+        story += [_p("• " + line[:600], self.small) for line in lines if line != CLAIMS_DISCLAIMER]
         return story
 
     def candidates(self, f: ImageFindings) -> list:
@@ -308,9 +310,12 @@ class _Builder:
         run_widths = [24 * mm, 30 * mm, 50 * mm, 46 * mm]
         run_widths.append(FRAME_W - sum(run_widths))
         return [_p("Ranked candidates", self.h2),
-                _p("Score: low = consistent with the candidate. Status per reading: consistent (p_real ≤ α and "
-                   "p_own > α), rejected (p_own ≤ α and p_real > α), undecided (fits both or neither), uncalibrated "
-                   "(no valid calibration).", self.small), _table(rows, widths),
+                _p("Score: low = consistent with the candidate. Status per reading (see “Decision rule” in Methods "
+                   "and limitations): consistent = unlike real photos and typical of the candidate's outputs; "
+                   "rejected = the reverse; undecided = fits both or neither; uncalibrated = no valid calibration. "
+                   "A p-value printed as “≤ x” is at its calibration's floor 1/(n+1), n the number of samples: no "
+                   "calibration sample was as extreme, so the value is a bound, not a measurement.", self.small),
+                _table(rows, widths),
                 _p("Method runs: measured quantities and parameters", self.h2), _table(runs, run_widths)]
 
     def heatmaps(self, f: ImageFindings) -> list:
@@ -409,7 +414,7 @@ class _Builder:
             _p("Inconclusive: the evidence does not single out one candidate (several fit, the methods disagree, a "
                "calibration is missing, or the score fits both or neither).", self.body),
             _p("Decision rule", self.h2)]
-        story += [_p(par, self.small) for par in _paragraphs(verdict_rule.__doc__ or "")]
+        story += [_p(par, self.small) for par in decision_rule(verdict_rule.__doc__ or "")]
         story += [_p("Known failure modes", self.h2)] + [_p("• " + text, self.small) for text in FAILURE_MODES]
         story += self.error_rates()
         return story + [PageBreak()]
@@ -476,16 +481,24 @@ class _Builder:
                 f"the SHA-256 of “{self.doc['content_sha256']} without {self.maps_left_out} recorded maps”.")
 
     def run_appendix(self, info: dict, suffix: str) -> list:
-        story = [_p(f"Models used (zoo entries){suffix}", self.h2)]
+        story = [_p(f"Models used (zoo entries){suffix}", self.h2),
+                 _p("Each model has two kinds of file hash. The weights files are hashed as their publisher "
+                    "distributes them (compare with the publisher's checksum). At installation this application "
+                    "exported them to ONNX files, checked that the exports reproduce the original network's "
+                    "outputs, and hashed them: the ONNX files are what actually ran. The model hash is one SHA-256 "
+                    "over all of these hashes.", self.small), Spacer(1, 1.5 * mm)]
         for m in info.get("models", []):
             rows = [("Model", f"{m.get('display_name')} ({m.get('id')})" + (" [demonstration model]"
                                                                            if m.get("demonstration") else "")),
-                    ("Model hash", m.get("model_hash", "–")), ("Calibration", m.get("calibration", "–"))]
-            rows += [(f"Weight {name}", f"{entry.get('sha256')}\nsource: {entry.get('source', '–')}")
+                    ("Model hash (weights + ONNX)", m.get("model_hash", "–")),
+                    ("Calibration", m.get("calibration", "–"))]
+            rows += [(f"Weights file as published: {name}", f"SHA-256 {entry.get('sha256')}\n"
+                                                            f"source: {entry.get('source', '–')}")
                      for name, entry in sorted(m.get("weights", {}).items())]
-            rows += [(f"ONNX {name}", entry.get("sha256")) for name, entry in sorted(m.get("onnx", {}).items())]
+            rows += [(f"ONNX file exported from the weights, as run: {name}", f"SHA-256 {entry.get('sha256')}")
+                     for name, entry in sorted(m.get("onnx", {}).items())]
             story.append(_table([[_p(k, self.small_bold), _p(v, self.mono if k != "Model" else self.small)]
-                                 for k, v in rows], [36 * mm, FRAME_W - 36 * mm], header=False))
+                                 for k, v in rows], [44 * mm, FRAME_W - 44 * mm], header=False))
             story.append(Spacer(1, 2 * mm))
         settings = info.get("settings", {})
         seeds = sorted({json.dumps(c.data.get("plan", {}).get("seed")) for c in self.report.calibrations.values()})
@@ -500,6 +513,15 @@ class _Builder:
         return story + [_p(f"Software, settings and seeds{suffix}", self.h2),
                         _table([[_p(k, self.small_bold), _p(v, self.small)] for k, v in rows],
                                [40 * mm, FRAME_W - 40 * mm], header=False)]
+
+
+def decision_rule(docstring: str) -> list[str]:
+    """The rule from core/verdict.py's docstring, without its summary line and its own "Decision rule" title
+    (the report prints its heading once)."""
+    paragraphs = _paragraphs(docstring)[1:]
+    if paragraphs and paragraphs[0].startswith("Decision rule"):
+        paragraphs[0] = paragraphs[0].partition(":")[2].strip()
+    return [p for p in paragraphs if p]
 
 
 def pdf_report_id(doc: dict, maps_left_out: int) -> str:
