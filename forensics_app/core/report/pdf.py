@@ -26,7 +26,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from reportlab.platypus import (
-    CondPageBreak, Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
+    Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
 
 from forensics_app import __version__
 from forensics_app.core import verdict as verdict_rule
@@ -130,10 +130,11 @@ class _Builder:
         self.fonts = report_fonts()
         fonts = self.fonts
         self.title = _style(fonts, 20, bold=True, leading=26, spaceAfter=6)
-        self.h1 = _style(fonts, 14, bold=True, spaceBefore=4, spaceAfter=6)
-        self.h2 = _style(fonts, 10.5, bold=True, spaceBefore=8, spaceAfter=3)
+        self.h1 = _style(fonts, 14, bold=True, spaceBefore=4, spaceAfter=6, keepWithNext=1)
+        self.h2 = _style(fonts, 10.5, bold=True, spaceBefore=8, spaceAfter=3, keepWithNext=1)
         self.body = _style(fonts, 9, spaceAfter=4)
         self.small = _style(fonts, 7.5)
+        self.caption = _style(fonts, 7.5, bold=True, spaceAfter=2)
         self.small_bold = _style(fonts, 7.5, bold=True)
         self.cell = _style(fonts, 8)
         self.cell_bold = _style(fonts, 8, bold=True)
@@ -322,20 +323,19 @@ class _Builder:
         top_model = f.candidates[0].model if f.candidates else None
         keys = sorted(k for k in f.maps if k[0] == top_model)
         others = sorted({k[0] for k in f.maps} - {top_model})
-        story = [CondPageBreak(70 * mm), _p("Heat maps", self.h2)]
+        heading = _p("Heat maps", self.h2)
         if not keys:
             recorded = len(f.recorded_map_sha256)
-            story.append(_p((f"The analysis computed {recorded} per-pixel maps (their SHA-256 are in the findings "
-                             "file), but these findings were read from a JSON file, which keeps no arrays: they "
-                             "are not drawn. " if recorded else "No per-pixel maps are stored with these "
-                             "findings. ") + "Make the report from the case file or with 'analyze --pdf' to "
-                            "include them.", self.small))
-            return story
-        story.append(_p(f"Per-pixel evidence for the top candidate ({top_model}), computed on the analysed region "
+            return [heading, _p((f"The analysis computed {recorded} per-pixel maps (their SHA-256 are in the findings "
+                                 "file), but these findings were read from a JSON file, which keeps no arrays: they "
+                                 "are not drawn. " if recorded else "No per-pixel maps are stored with these "
+                                 "findings. ") + "Make the report from the case file or with 'analyze --pdf' to "
+                                "include them.", self.small)]
+        caption = _p(f"Per-pixel evidence for the top candidate ({top_model}), computed on the analysed region "
                         "and averaged down for print. Colour scale from 0 to the map's 99.5th percentile; brighter = "
                         "larger change. Values are absolute pixel differences in the model's pixel range."
                         + (f" Maps for other candidates ({', '.join(others)}) are kept in the case file."
-                           if others else ""), self.small))
+                           if others else ""), self.small)
         cell_w = (FRAME_W - 4 * mm) / 2
         cells, shown, titles = [], [], []
         for model, method, name in keys:
@@ -352,11 +352,11 @@ class _Builder:
             shown.append(values)
             titles.append([title])
             cells.append([Image(png_bytes(image), width=width, height=image.height * scale, hAlign="LEFT"),
-                          colour_bar(value_range, max(width, 50 * mm), label="|difference|", font=self.fonts.regular)])
+                          colour_bar(value_range, max(width, 50 * mm), label="absolute pixel difference",
+                                     font=self.fonts.regular)])
         for cell, names in zip(cells, titles):
-            cell.insert(0, _p("\n".join(names), self.small))
-        story += self._grid(cells, cell_w)
-        return story
+            cell.insert(0, _p("\n".join(names), self.caption))
+        return self._grid(cells, cell_w, heading=[heading, caption])
 
     def histograms(self, f: ImageFindings) -> list:
         cell_w = (FRAME_W - 4 * mm) / 2
@@ -368,7 +368,7 @@ class _Builder:
             title = f"{c.model} · {c.method}: score {_num(c.score, 4)}"
             cells.append([calibration_histogram(cal.histogram(), c.score, c.threshold, cell_w - 4, 118 * 1.0,
                                                 title=title, font=self.fonts.regular)])
-        story = [CondPageBreak(60 * mm), _p("Calibration: where this image's score lies", self.h2)]
+        story = [_p("Calibration: where this image's score lies", self.h2)]
         if not cells:
             if any(c.calibration for c in f.candidates):
                 return story + [_p("The calibration these readings were compared with is not available to this "
@@ -379,15 +379,17 @@ class _Builder:
         story.append(_p("Distributions of the score on the calibration samples (share of each set per bin): the "
                         "candidate's own outputs and real photographs. The red line is this image's score; the dashed "
                         "line is the decision threshold at α.", self.small))
-        return story + self._grid(cells, cell_w)
+        return self._grid(cells, cell_w, heading=story)
 
-    def _grid(self, cells: list[list], cell_w: float) -> list:
+    def _grid(self, cells: list[list], cell_w: float, heading: list) -> list:
+        """Figures two per row; the heading and its caption stay on the page of the first row."""
         rows = []
         for i in range(0, len(cells), 2):
             pair = cells[i:i + 2] + ([[Spacer(1, 1)]] if len(cells[i:i + 2]) == 1 else [])
-            rows.append(Table([pair], colWidths=[cell_w + 2 * mm] * 2,
-                              style=[("LEFTPADDING", (0, 0), (-1, -1), 0)] + _layout_style()))
-        return rows
+            rows.append(Table([pair], colWidths=[cell_w + 2 * mm] * 2, hAlign="LEFT",
+                              style=[("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 4 * mm),
+                                     ("BOTTOMPADDING", (0, 0), (-1, -1), 3 * mm)] + _layout_style()))
+        return [KeepTogether(heading + rows[:1])] + rows[1:]
 
     # methods and limitations ------------------------------------------------------------------
     def methods_section(self) -> list:
@@ -427,7 +429,7 @@ class _Builder:
                     extractors.setdefault(c.extractor, c.calibration or {})
                 elif c.calibration:
                     seen.setdefault((c.model, c.method, c.calibration.get("alpha")), c.calibration)
-        story = [CondPageBreak(45 * mm), _p("Measured error rates of the calibrations used", self.h2)]
+        story = [_p("Measured error rates of the calibrations used", self.h2)]
         story += [_p(_extractor_calibration(name, cal), self.small) for name, cal in sorted(extractors.items())]
         if not seen:
             return story + [_p("No calibration was used: no reading in this report is calibrated.", self.small)]
