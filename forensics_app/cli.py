@@ -207,8 +207,9 @@ def cmd_analyze(args) -> int:
 
 def _p_columns(candidate) -> str:
     """p_own and p_real as the table prints them (a p-value at its calibration's floor as a bound)."""
-    own, real = (candidate.p_own_text(ascii_only=True), candidate.p_real_text(ascii_only=True)) if candidate else ("-", "-")
-    return f"{own:>10} {real:>10}"
+    if candidate is None:
+        return f"{'-':>10} {'-':>10}"
+    return f"{candidate.p_own_text(ascii_only=True):>10} {candidate.p_real_text(ascii_only=True):>10}"
 
 
 def _save_maps(result, folder: Path) -> None:
@@ -456,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-images", type=positive_int)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--alpha", type=false_attribution_rate, default=0.01,
-                   help="false-attribution rate the measured error rates are printed at, 0 < alpha <= 0.5 (default 0.01)")
+                   help="false-attribution rate at which the measured error rates are printed, 0 < alpha <= 0.5 "
+                        "(default 0.01)")
     c.add_argument("--method", action="append", default=[],
                    help="only these methods, comma-separated (default: all; inversion is ~50x slower than aedr)")
     c.add_argument("--out", help="write here instead of the model's install folder")

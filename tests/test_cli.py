@@ -67,33 +67,6 @@ def test_zoo_list_and_verify(installed_zoo):
     assert verify.returncode == 0 and "OK" in verify.stdout
 
 
-@pytest.fixture(scope="module")
-def floor_home(installed_zoo, tmp_path_factory):
-    """A copy of the session zoo with an AEDR calibration whose 99 real scores all lie far above any image's
-    score, so every image's p_real is at the calibration's floor 1/(99+1)."""
-    import numpy as np
-
-    from forensics_app.core.calibration import Calibration, save_calibrations
-    from forensics_app.core.methods import get_method
-
-    home = tmp_path_factory.mktemp("floor-home")
-    shutil.copytree(installed_zoo.root, home / "zoo")
-    aedr = get_method("aedr")
-    save_calibrations(home / "zoo" / "taef2" / "calibration" / "calibration.json", [Calibration(
-        "taef2", "aedr", aedr.version, dict(aedr.parameters), np.geomspace(0.5, 50.0, 60), np.geomspace(1e3, 1e4, 99),
-        {"description": "synthetic test fixture"})])
-    return home
-
-
-def test_a_p_value_at_the_calibration_floor_is_printed_as_a_bound(floor_home, tmp_path):
-    image = save_png(real_crop(side=96), tmp_path / "ok.png")
-    result = run_cli(["analyze", str(image)], floor_home)
-    assert result.returncode == 0, result.stderr
-    row = next(line for line in result.stdout.splitlines() if line.startswith("ok.png"))
-    assert row.split()[-1] == "0.01" and row.split()[-2] == "<="  # p_real: no real sample scored this low
-    assert "0.010" not in row
-
-
 @pytest.mark.parametrize("alpha", ["0", "5", "-1", "nan", "0.51"])
 @pytest.mark.parametrize("command", [["analyze", "x.png"], ["zoo", "calibrate", "taef2", "--real", "."]])
 def test_alpha_outside_zero_to_one_half_is_a_usage_error(command, alpha, tmp_path):
@@ -139,6 +112,33 @@ def test_analyze_into_a_case_says_how_many_ran_now_and_how_many_were_reused(inst
     assert "1 analysed now (the models ran), 0 reused" in once.stdout, once.stdout + once.stderr
     again = run_cli(["analyze", str(first), str(second), "--case", str(case)], installed_zoo.home)
     assert "1 analysed now (the models ran), 1 reused" in again.stdout, again.stdout + again.stderr
+
+
+@pytest.fixture(scope="module")
+def floor_home(installed_zoo, tmp_path_factory):
+    """A copy of the session zoo with an AEDR calibration whose 99 real scores all lie far above any image's
+    score, so every image's p_real is at the calibration's floor 1/(99+1)."""
+    import numpy as np
+
+    from forensics_app.core.calibration import Calibration, save_calibrations
+    from forensics_app.core.methods import get_method
+
+    home = tmp_path_factory.mktemp("floor-home")
+    shutil.copytree(installed_zoo.root, home / "zoo")
+    aedr = get_method("aedr")
+    save_calibrations(home / "zoo" / "taef2" / "calibration" / "calibration.json", [Calibration(
+        "taef2", "aedr", aedr.version, dict(aedr.parameters), np.geomspace(0.5, 50.0, 60), np.geomspace(1e3, 1e4, 99),
+        {"description": "synthetic test fixture"})])
+    return home
+
+
+def test_a_p_value_at_the_calibration_floor_is_printed_as_a_bound(floor_home, tmp_path):
+    image = save_png(real_crop(side=96), tmp_path / "ok.png")
+    result = run_cli(["analyze", str(image)], floor_home)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("ok.png"))
+    assert row.split()[-1] == "0.01" and row.split()[-2] == "<="  # p_real: no real sample scored this low
+    assert "0.010" not in row
 
 
 def test_findings_keep_the_absolute_path_so_verify_works_from_another_folder(installed_zoo, tmp_path):
