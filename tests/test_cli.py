@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +153,15 @@ def test_findings_keep_the_absolute_path_so_verify_works_from_another_folder(ins
     assert image["path"] == str(work / "photo.png") and image["path_as_given"] == "photo.png"
     verify = run_cli(["report", "verify", str(work / "findings.json")], installed_zoo.home, cwd=elsewhere)
     assert verify.returncode == 0 and "IDENTICAL" in verify.stdout, verify.stdout + verify.stderr
+
+
+def test_readme_and_demo_say_how_to_run_the_command_and_which_folder_the_demo_used():
+    """The demo installs into .venv (not on PATH) and keeps its models in .work/home: both must be said."""
+    root = Path(__file__).resolve().parents[1]
+    readme, demo = (root / "README.md").read_text(), (root / "scripts" / "demo.sh").read_text()
+    demo_home = re.search(r"FORENSICS_APP_HOME=\$\{FORENSICS_APP_HOME:-\$PWD/([^}]+)\}", demo).group(1)
+    assert readme.startswith("# ") and "\nbash scripts/demo.sh " in readme  # the first two command lines stay
+    assert "\n.venv/bin/python -m pytest -q " in readme
+    assert f"FORENSICS_APP_HOME=$PWD/{demo_home} .venv/bin/forensics-app zoo list" in readme
+    assert 'echo "application folder used by the demo (models, calibrations): $FORENSICS_APP_HOME"' in demo
+    assert '.venv/bin/forensics-app zoo list"' in demo
