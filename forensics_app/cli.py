@@ -1,4 +1,5 @@
-"""Command line: forensics-app analyze | zoo ... | case ... (the GUI and report commands join as they land)."""
+"""forensics-app: which AI image generator, if any, made an image. Without a command the desktop window
+opens; the commands below do the same work from a terminal."""
 
 from __future__ import annotations
 
@@ -22,6 +23,29 @@ def _zoo(args):
 
 def _print(line: str = "") -> None:
     print(line, flush=True)
+
+
+def false_attribution_rate(text: str) -> float:
+    """--alpha: a probability in (0, 0.5]: at 0 nothing could ever be attributed, and above one half most real
+    photos would be."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (example: 0.01 = 1 real photo in 100)") from None
+    if not 0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0 < alpha <= 0.5 (a false-attribution rate, "
+                                         "example: 0.01 = 1 real photo in 100)")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
 
 
 # -- zoo ---------------------------------------------------------------------------------------
@@ -142,10 +166,15 @@ def cmd_analyze(args) -> int:
     engine = Engine(zoo, settings)
     if not engine.models:
         raise ForensicsError("No model is installed. Run: forensics-app zoo install taef2 --mirror DIR")
+    for loaded in engine.models:
+        side = max(settings.intake.min_side, loaded.installed.manifest.spatial_factor)
+        if args.max_pixels < side * side:
+            raise ForensicsError(f"--max-pixels {args.max_pixels} is below the smallest region {loaded.id} can "
+                                 f"analyse ({side} x {side} = {side * side} pixels).")
     paths = _collect(args.paths)
     if not paths:
         raise ForensicsError("No image files found in the given paths.")
-    _print(f"{'file':<36} {'verdict':<15} {'model':<10} {'method':<15} {'score':>9} {'p_own':>7} {'p_real':>7}")
+    _print(f"{'file':<36} {'verdict':<15} {'model':<10} {'method':<15} {'score':>9} {'p_own':>10} {'p_real':>10}")
 
     def show(result) -> None:
         name = result.path.name[:35]
@@ -153,15 +182,13 @@ def cmd_analyze(args) -> int:
             _print(f"{name:<36} ERROR: {result.error}")
             return
         top = result.candidates[0] if result.candidates else None
-        fmt = lambda v: f"{v:7.3f}" if v is not None else "      -"
         if top is None:
             _print(f"{name:<36} {result.verdict.label:<15}")
         else:
             _print(f"{name:<36} {result.verdict.label:<15} {top.model:<10} {top.method:<15} {top.score:9.4g} "
-                   f"{fmt(top.p_value)} {fmt(top.p_real)}")
+                   f"{_p_columns(top)}")
         for c in (c for c in result.candidates if c.extractor):  # --fingerprint readings
-            _print(f"{'':<36} {'(fingerprint)':<15} {c.model:<10} {c.method:<15} {c.score:9.4g} "
-                   f"{fmt(c.p_value)} {fmt(c.p_real)}")
+            _print(f"{'':<36} {'(fingerprint)':<15} {c.model:<10} {c.method:<15} {c.score:9.4g} {_p_columns(c)}")
         if args.maps:
             _save_maps(result, Path(args.maps))
 
@@ -171,7 +198,9 @@ def cmd_analyze(args) -> int:
         with Case.open(Path(args.case)) as case:
             _warn_integrity(case)
             batch = analyse_into_case(engine, case, paths, on_result=show)
-        _print(f"\ncase {args.case}: {len(batch.reused)} reused from earlier analyses in the case (no model ran)")
+        analysed = len(batch.results) - len(batch.failures)
+        _print(f"\ncase {args.case}: {analysed - len(batch.reused)} analysed now (the models ran), "
+               f"{len(batch.reused)} reused from earlier analyses in the case (the models did not run again)")
     else:
         batch = analyse_paths(engine, paths, on_result=show)
     info = engine.run_info()
@@ -186,6 +215,13 @@ def cmd_analyze(args) -> int:
                              cancelled=batch.cancelled)
         _write_report(report, args.pdf, args.json)
     return EXIT_SOME_FAILED if batch.failures else EXIT_OK
+
+
+def _p_columns(candidate) -> str:
+    """p_own and p_real as the table prints them (a p-value at its calibration's floor as a bound)."""
+    if candidate is None:
+        return f"{'-':>10} {'-':>10}"
+    return f"{candidate.p_own_text(ascii_only=True):>10} {candidate.p_real_text(ascii_only=True):>10}"
 
 
 def _save_maps(result, folder: Path) -> None:
@@ -234,14 +270,13 @@ def cmd_case_show(args) -> int:
         meta = case.meta
         _print(f"case {meta['name']!r}, examiner {meta['examiner']}, created {meta['created']} (schema {meta['schema']})")
         status = {(str(s.path), s.sha256): s.status for s in case.evidence_status()}
-        fmt = lambda v: f"{v:7.3f}" if v is not None else "      -"
-        _print(f"{'file':<32} {'sha256':<12} {'verdict':<15} {'top candidate':<20} {'p_own':>7} {'p_real':>7} "
+        _print(f"{'file':<32} {'sha256':<12} {'verdict':<15} {'top candidate':<20} {'p_own':>10} {'p_real':>10} "
                f"{'evidence':<8} notes")
         for f in case.findings(with_maps=False):
             top = f.candidates[0] if f.candidates else None
             candidate = f"{top.model}/{top.method}" if top else "-"
             _print(f"{f.path.name[:31]:<32} {f.sha256[:12]:<12} {f.verdict.label:<15} {candidate[:19]:<20} "
-                   f"{fmt(top.p_value if top else None)} {fmt(top.p_real if top else None)} "
+                   f"{_p_columns(top)} "
                    f"{status[(str(f.path), f.sha256)]:<8} {len(case.notes(f.sha256))}")
         for failed in case.failures():
             _print(f"{failed.path.name[:31]:<32} ERROR: {failed.error}")
@@ -367,9 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--case-name", help="case name printed on the report")
     a.add_argument("--examiner", help="examiner printed on the report")
     a.add_argument("--maps", help="write the per-pixel maps (.npy and colourised .png) to this folder")
-    a.add_argument("--alpha", type=float, default=0.01, help="false-attribution rate (default 0.01)")
+    a.add_argument("--alpha", type=false_attribution_rate, default=0.01,
+                   help="false-attribution rate, 0 < alpha <= 0.5 (default 0.01)")
     a.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
-    a.add_argument("--max-pixels", type=int, default=16_000_000, help="analyse at most this many pixels (centred)")
+    a.add_argument("--max-pixels", type=positive_int, default=16_000_000,
+                   help="analyse at most this many pixels (centred); at least the models' smallest region")
     a.add_argument("--case", help="add the evidence and findings to this case file (reuses its cached results)")
     a.add_argument("--fingerprint", action="append", default=[],
                    help="also read this learned-fingerprint extractor (shown, never votes; repeatable)")
@@ -429,8 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--real", required=True, help="folder of real photos; its calibration split is used "
                    "(the zoo's shipped calibrations use imagenet1k: the same folder makes them comparable)")
     c.add_argument("--generated", help="folder of this model's own outputs (default: made with its decoder)")
-    c.add_argument("--crops", type=int, help="crops per photo (default 4)")
-    c.add_argument("--max-images", type=int)
+    c.add_argument("--crops", type=positive_int, help="crops per photo (default 4)")
+    c.add_argument("--max-images", type=positive_int)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--method", action="append", default=[],
                    help="only these methods, comma-separated (default: the decisive ones; inversion is ~16x slower)")

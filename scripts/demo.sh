@@ -17,5 +17,10 @@ set +e
 status=$?
 set -e
 echo "findings: .work/findings.json, heat maps: .work/maps/"
+# forensics-app is installed in .venv, not on PATH, and the demo's models are in its own home folder
+echo "application folder used by the demo (models, calibrations): $FORENSICS_APP_HOME"
+echo "to use it again, for example:"
+echo "  FORENSICS_APP_HOME=$(printf %q "$FORENSICS_APP_HOME") .venv/bin/forensics-app zoo list"
+echo "  FORENSICS_APP_HOME=$(printf %q "$FORENSICS_APP_HOME") .venv/bin/forensics-app analyze .work/samples --pdf .work/report.pdf"
 # exit 3 means some inputs were refused (the samples include one bad file on purpose)
 [ "$status" -eq 0 ] || [ "$status" -eq 3 ]

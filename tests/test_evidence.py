@@ -31,7 +31,9 @@ from forensics_app.core.evidence import (
     sha256_of_file,
 )
 
-REAL_PHOTOS = Path("/work/shared/images/real/cset14")
+from conftest import REAL_TEST
+
+SHARED_ABSENT = f"{REAL_TEST} is absent: this test needs the project's shared photos in ../shared beside the checkout"
 
 
 def noise_image(width: int = 96, height: int = 80, mode: str = "RGB", seed: int = 0) -> Image.Image:
@@ -364,9 +366,9 @@ def test_metadata_holds_provenance_claims(tmp_path: Path):
     assert "CLAIMS" in metadata["summary"][0]
 
 
-@pytest.mark.skipif(not REAL_PHOTOS.is_dir(), reason="shared real photos not available")
+@pytest.mark.skipif(not REAL_TEST.is_dir(), reason=SHARED_ABSENT)
 def test_real_photo_png_and_its_jpeg_recompression(tmp_path: Path):
-    original = REAL_PHOTOS / "baboon.png"
+    original = REAL_TEST / "baboon.png"
     evidence = load_evidence(original)
     with Image.open(original) as img:
         assert np.array_equal(evidence.rgb, np.asarray(img.convert("RGB")))
@@ -378,9 +380,9 @@ def test_real_photo_png_and_its_jpeg_recompression(tmp_path: Path):
     assert np.abs(jpeg.rgb.astype(int) - evidence.rgb).mean() < 12
 
 
-@pytest.mark.skipif(not REAL_PHOTOS.is_dir(), reason="shared real photos not available")
+@pytest.mark.skipif(not REAL_TEST.is_dir(), reason=SHARED_ABSENT)
 def test_real_greyscale_photo_becomes_three_equal_channels():
-    evidence = load_evidence(REAL_PHOTOS / "bridge.png")
+    evidence = load_evidence(REAL_TEST / "bridge.png")
     assert evidence.mode == "L"
     assert np.array_equal(evidence.rgb[..., 0], evidence.rgb[..., 2])
 

@@ -13,13 +13,15 @@ from pypdf import PdfReader
 
 from forensics_app.cli import EXIT_OK, EXIT_SOME_FAILED, main
 from forensics_app.core.calibration import Calibration, save_calibrations
+from forensics_app.core import verdict as verdict_module
 from forensics_app.core.colormaps import colourise, map_display_range
-from forensics_app.core.findings import FailedImage
+from forensics_app.core.findings import FailedImage, p_value_text
 from forensics_app.core.methods import get_method
 from forensics_app.core.pipeline import AnalysisSettings, Engine, analyse_paths
 from forensics_app.core.report import ReportInput, write_pdf
-from forensics_app.core.report.figures import heatmap_image
-from forensics_app.core.report.pdf import VERDICT_TITLES
+from forensics_app.core.provenance import CLAIMS_DISCLAIMER
+from forensics_app.core.report.figures import colour_bar, heatmap_image, log_ticks
+from forensics_app.core.report.pdf import VERDICT_TITLES, decision_rule
 from forensics_app.core.report.verify import verify_document
 from forensics_app.core.zoo.store import Zoo
 
@@ -144,8 +146,83 @@ def test_report_from_json_says_that_maps_are_not_stored(report, tmp_path):
     doc = json.loads(json.dumps(report.document()))
     out = tmp_path / "from-json.pdf"
     write_pdf(ReportInput.from_document(doc), out)
-    text = "\n".join(page_texts(out))
-    assert "No per-pixel maps are stored" in text and report.findings[0].sha256 in text
+    text = " ".join(" ".join(page_texts(out)).split())
+    assert "computed 3 per-pixel maps" in text and "which keeps no arrays" in text
+    assert report.findings[0].sha256 in text
+
+
+def test_a_report_without_the_maps_has_another_identifier_than_the_one_with_them(report, pdf, tmp_path):
+    doc = json.loads(json.dumps(report.document()))
+    assert pdf[1]["report_id"] == doc["report_id"]  # the PDF with maps and its findings JSON: one identifier
+    assert all(len(image["map_sha256"]) == 3 for image in doc["images"] if "sha256" in image)
+    back = ReportInput.from_document(doc)
+    assert back.document()["report_id"] == doc["report_id"]  # the map hashes survive the JSON round trip
+    without_maps = write_pdf(back, tmp_path / "from-json.pdf")
+    assert without_maps["report_id"] != doc["report_id"]
+    text = " ".join(" ".join(page_texts(tmp_path / "from-json.pdf")).split())
+    assert f"so its identifier differs from the findings identifier {doc['report_id']}" in text
+    other_maps = json.loads(json.dumps(doc))
+    first = other_maps["images"][0]["map_sha256"]
+    first[sorted(first)[0]] = "0" * 64
+    assert ReportInput.from_document(other_maps).document()["report_id"] != doc["report_id"]
+
+
+def test_a_p_value_at_its_calibration_floor_is_printed_as_a_bound(report, pdf):
+    floor = [(c, c.p_own_text()) for f in report.findings for c in f.candidates
+             if c.p_value == 1 / (c.calibration["n_own"] + 1)]
+    assert floor, "the fixture has readings above every own-output sample"
+    text = "\n".join(page_texts(pdf[0])).replace("\xa0", " ")
+    for candidate, printed in floor:
+        assert printed.replace("\xa0", " ") == f"≤ {1 / 61:.3g}" and printed.replace("\xa0", " ") in text
+    assert p_value_text(1 / 476, 475) == "≤\xa00.00211"  # rounded up: the bound stays true
+    assert p_value_text(1 / 476, 475, ascii_only=True) == "<= 0.00211"
+    assert p_value_text(0.01, 99) == "≤\xa00.01" and p_value_text(0.0123456, 99) == "0.0123"
+    assert p_value_text(None, 99) == "–" and p_value_text(0.2, None) == "0.2"
+
+
+def test_model_hashes_say_which_file_each_is(pdf):
+    text = " ".join(" ".join(page_texts(pdf[0])).split())
+    assert "Weights file as published: taef2_encoder.pth" in text
+    assert "ONNX file exported from the weights, as run: encoder.onnx" in text
+    assert "the ONNX files are what actually ran" in text
+
+
+def test_the_claims_disclaimer_and_the_decision_rule_are_printed_once(report, pdf):
+    text = " ".join(" ".join(page_texts(pdf[0])).split())
+    assert text.count("can be stripped or forged") == len(report.findings)  # once per item's provenance section
+    assert CLAIMS_DISCLAIMER.split(":")[0] not in text
+    first_rule = " ".join(decision_rule(verdict_module.__doc__)[0].split())
+    assert text.count(first_rule[:60]) == 1 and "Decision rule (" not in text
+    assert "p_real ≤ α and p_own > α" not in text  # the per-item legend no longer restates the rule
+
+
+@pytest.mark.parametrize("lines", range(0, 72, 4))
+def test_a_figure_heading_stays_on_the_page_of_its_first_figure(report, tmp_path, lines):
+    """Examiner notes of growing length move the heat maps and histograms down the page, past every
+    position at which a page can end."""
+    item = report.findings[0]
+    notes = {item.sha256: [{"text": f"note line {i}", "author": "E", "created": "2026"} for i in range(lines)]}
+    out = tmp_path / "notes.pdf"
+    write_pdf(ReportInput(report.case_meta, [item], [], report.run_info, report.calibrations, notes=notes), out)
+    for page in page_texts(out):
+        if "Heat maps" in page:
+            assert "or more" in page  # the end value of a heat map's colour bar
+        if "Calibration: where this image's score lies" in page:
+            assert "score (log scale" in page
+
+
+def test_colour_bar_label_has_a_line_of_its_own():
+    from reportlab.graphics.shapes import String
+
+    drawing = colour_bar((0.0, 0.31), 150, label="absolute pixel difference")
+    heights = {s.text: s.y for s in drawing.contents if isinstance(s, String)}
+    assert heights["absolute pixel difference"] < heights["0"] == heights["0.31 or more"]
+
+
+@pytest.mark.parametrize("lo, hi", [(0.9, 3.5), (0.9, 2.5), (1.08, 60), (8e-5, 0.012), (1.2, 1.5), (1e-12, 1e3)])
+def test_histogram_log_axis_has_readable_ticks_over_the_data(lo, hi):
+    ticks = log_ticks(lo, hi)
+    assert 4 <= len(ticks) <= 8 and all(lo <= t <= hi for t in ticks) and ticks == sorted(ticks)
 
 
 def test_engine_is_bit_identical_on_cpu(engine, evidence):
@@ -180,6 +257,14 @@ def test_verify_reports_an_edited_findings_file(report_zoo, report):
     doc["images"][0]["candidates"][0]["score"] += 1.0
     whats = {d.what.split(" (")[0] for d in verify_document(doc, report_zoo).differences}
     assert "content SHA-256" in whats and "taef2/aedr score" in whats
+
+
+def test_verify_checks_the_calibrations_also_when_the_evidence_is_missing(report_zoo, report):
+    doc = json.loads(json.dumps(report.document()))
+    doc["images"] = [dict(image, path=image["path"] + ".moved") for image in doc["images"] if "sha256" in image]
+    differences = verify_document(doc, report_zoo).differences
+    assert {d.what for d in differences if d.item.endswith(".moved")} == {"evidence file"}
+    assert not [d for d in differences if d.item.startswith("calibration")]  # installed and unchanged
 
 
 def test_report_make_from_a_case_file_has_maps_and_notes(report_zoo, engine, evidence, tmp_path, capsys):

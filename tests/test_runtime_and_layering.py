@@ -48,3 +48,16 @@ def test_core_is_qt_free():
     lint = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_shared_folder_is_found_beside_the_checkout_never_at_a_machine_path():
+    from conftest import SHARED
+
+    from forensics_app.train import SHARED as TRAINING_SHARED
+
+    root = Path(__file__).resolve().parents[1]
+    assert TRAINING_SHARED == SHARED == root.parent / "shared"
+    named = [str(path.relative_to(root)) for folder in ("forensics_app", "tests", "scripts", "benchmarks")
+             for path in sorted((root / folder).rglob("*.py"))
+             if path != Path(__file__).resolve() and '"/work/' in path.read_text(encoding="utf-8")]
+    assert not named, f"absolute machine paths in {named}"

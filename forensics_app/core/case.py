@@ -30,7 +30,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -45,7 +44,7 @@ import numpy as np
 from forensics_app import __version__
 from forensics_app.core.errors import ForensicsError
 from forensics_app.core.evidence import load_evidence, sha256_of_file
-from forensics_app.core.findings import CandidateFinding, FailedImage, ImageFindings, Verdict
+from forensics_app.core.findings import CandidateFinding, FailedImage, ImageFindings, Verdict, absolute_path
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, ProgressCallback, no_progress
 from forensics_app.core.methods.base import MethodResult
 from forensics_app.core.pipeline import BatchResult, analyse_paths
@@ -311,11 +310,11 @@ class Case:
         with self._transaction() as conn:
             conn.execute("INSERT OR IGNORE INTO evidence (path, sha256, size_bytes, format, width, height, "
                          "facts_json, metadata_json, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (str(_absolute(findings.path)), findings.sha256, facts.get("size_bytes"), facts.get("format"),
+                         (str(absolute_path(findings.path)), findings.sha256, facts.get("size_bytes"), facts.get("format"),
                           facts.get("width"), facts.get("height"), json.dumps(facts), json.dumps(findings.metadata),
                           finished))
             evidence_id = conn.execute("SELECT id FROM evidence WHERE path = ? AND sha256 = ?",
-                                       (str(_absolute(findings.path)), findings.sha256)).fetchone()[0]
+                                       (str(absolute_path(findings.path)), findings.sha256)).fetchone()[0]
             digest = hashlib.sha256(info_json.encode("utf-8")).hexdigest()
             conn.execute("INSERT OR IGNORE INTO run_infos (digest, json) VALUES (?, ?)", (digest, info_json))
             run_info_id = conn.execute("SELECT id FROM run_infos WHERE digest = ?", (digest,)).fetchone()[0]
@@ -346,7 +345,7 @@ class Case:
                      json.dumps(dataclasses.asdict(c))))
 
     def add_failure(self, path: str | Path, error: str) -> None:
-        path = _absolute(Path(path))
+        path = absolute_path(Path(path))
         try:
             sha256 = sha256_of_file(path)
         except OSError:
@@ -422,7 +421,7 @@ class Case:
         """True when the latest stored analysis of this file says exactly the same (nothing new to store)."""
         rows = self._query("SELECT a.id, a.verdict_json, a.region_json FROM analyses a "
                            "JOIN evidence e ON e.id = a.evidence_id WHERE e.path = ? AND e.sha256 = ? "
-                           "ORDER BY a.id DESC LIMIT 1", (str(_absolute(findings.path)), findings.sha256))
+                           "ORDER BY a.id DESC LIMIT 1", (str(absolute_path(findings.path)), findings.sha256))
         if not rows:
             return False
         stored = [json.loads(r["candidate_json"]) for r in self._readings(rows[0]["id"])]
@@ -445,11 +444,6 @@ class Case:
         return [Note(row["text"], row["author"], row["created"])
                 for row in self._query("SELECT text, author, created FROM notes WHERE sha256 = ? ORDER BY id",
                                        (sha256,))]
-
-
-def _absolute(path: Path) -> Path:
-    """Absolute without resolving symbolic links: the path the examiner gave, usable from any folder."""
-    return Path(os.path.abspath(path))
 
 
 # -- analysing into a case ------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +47,38 @@ class CandidateFinding:
         """The learned-fingerprint extractor that made this reading; None for a method's reading."""
         return self.parameters.get("extractor")
 
+    def p_own_text(self, ascii_only: bool = False) -> str:
+        return p_value_text(self.p_value, (self.calibration or {}).get("n_own"), ascii_only=ascii_only)
+
+    def p_real_text(self, ascii_only: bool = False) -> str:
+        return p_value_text(self.p_real, (self.calibration or {}).get("n_real"), ascii_only=ascii_only)
+
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items()}
         d["attributed"] = self.attributed
         return d
+
+
+_AT_MOST = "≤\u00a0"  # a no-break space: "≤" never ends a line apart from its number
+
+
+def p_value_text(p: float | None, samples: int | None, digits: int = 3, ascii_only: bool = False) -> str:
+    """A p-value as printed everywhere. ``samples``: the size of the calibration set it was computed from.
+
+    (1 + count) / (n + 1) is never below 1/(n+1): a p-value at that floor only says that no calibration
+    sample was as extreme, so it is printed as the bound "≤ 1/(n+1)" (rounded up, so the bound stays true),
+    never as a measurement.
+    """
+    if p is None:
+        return "-" if ascii_only else "–"
+    if samples and p <= (1.0 / (samples + 1)) * (1 + 1e-9):
+        return ("<= " if ascii_only else _AT_MOST) + f"{_round_up(1.0 / (samples + 1), digits):.{digits}g}"
+    return f"{p:.{digits}g}"
+
+
+def _round_up(value: float, digits: int) -> float:
+    scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
+    return math.ceil(value * scale * (1 - 1e-12)) / scale
 
 
 @dataclass
@@ -61,9 +92,14 @@ class Verdict:
         return dict(self.__dict__)
 
 
+def absolute_path(path: Path | str) -> Path:
+    """Absolute without resolving symbolic links: the path the examiner gave, usable from any folder."""
+    return Path(os.path.abspath(path))
+
+
 @dataclass
 class ImageFindings:
-    path: Path
+    path: Path  # absolute (see absolute_path), so findings can be checked from any folder
     sha256: str
     facts: dict  # size, format, dimensions, mode, JPEG quality, intake notes
     region: dict  # the analysed pixel region (x, y, width, height)
@@ -72,18 +108,37 @@ class ImageFindings:
     metadata: dict = field(default_factory=dict)  # provenance claims
     maps: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict, repr=False)  # (model, method, map)
     reconstructions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # model -> R(x), for views
+    path_as_given: str | None = None  # as typed or dropped (relative to the folder it was given in), when known
+    recorded_map_sha256: dict[str, str] = field(default_factory=dict)  # read from a findings file without the arrays
+
+    def map_sha256(self) -> dict[str, str]:
+        """"model/method/map" -> SHA-256 of each per-pixel map: of the arrays held, else as recorded."""
+        if self.maps:
+            return {f"{m}/{meth}/{name}": array_sha256(array) for (m, meth, name), array in sorted(self.maps.items())}
+        return dict(self.recorded_map_sha256)
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "sha256": self.sha256, "facts": self.facts, "region": self.region,
+        hashes = self.map_sha256()
+        return {**_paths(self), "sha256": self.sha256, "facts": self.facts, "region": self.region,
                 "verdict": self.verdict.to_dict(), "candidates": [c.to_dict() for c in self.candidates],
-                "metadata": self.metadata,
-                "maps": sorted(f"{m}/{meth}/{name}" for m, meth, name in self.maps)}
+                "metadata": self.metadata, "maps": sorted(hashes), **({"map_sha256": hashes} if hashes else {})}
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """SHA-256 of a map's shape and its values as little-endian float32 (the precision maps are computed in)."""
+    values = np.ascontiguousarray(array, dtype="<f4")
+    return hashlib.sha256(repr(values.shape).encode("ascii") + values.tobytes()).hexdigest()
 
 
 @dataclass
 class FailedImage:
-    path: Path
+    path: Path  # absolute, as in ImageFindings
     error: str  # plain-language message
+    path_as_given: str | None = None
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "error": self.error}
+        return {**_paths(self), "error": self.error}
+
+
+def _paths(item: ImageFindings | FailedImage) -> dict:
+    return {"path": str(item.path), **({"path_as_given": item.path_as_given} if item.path_as_given else {})}

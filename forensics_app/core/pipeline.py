@@ -18,7 +18,8 @@ from forensics_app.core.calibrate import parameters_for
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import Evidence, IntakeLimits, load_evidence
 from forensics_app.core.family import PairTest, family_rule, look_alikes, pair_test, wrong_generator_rates
-from forensics_app.core.findings import CONSISTENT, REJECTED, UNDECIDED, CandidateFinding, FailedImage, ImageFindings
+from forensics_app.core.findings import (CONSISTENT, REJECTED, UNDECIDED, CandidateFinding, FailedImage, ImageFindings,
+                                         absolute_path)
 from forensics_app.core.fingerprint import candidate_finding as fingerprint_candidate
 from forensics_app.core.fingerprint import find_extractor
 from forensics_app.core.imageprep import TilingSettings, analysis_region, crop
@@ -307,10 +308,13 @@ class BatchResult:
 def analyse_paths(engine: Engine, paths: Iterable[Path], progress: ProgressCallback = no_progress,
                   cancel: CancelToken = NEVER_CANCELLED,
                   on_result: Callable[[ImageFindings | FailedImage], None] = lambda r: None) -> BatchResult:
-    """Analyse files one by one; expected failures are recorded per file, cancellation keeps what is done."""
+    """Analyse files one by one; expected failures are recorded per file, cancellation keeps what is done.
+    Results name each file by its absolute path and keep the path as given beside it."""
     paths = list(paths)
     batch = BatchResult()
-    for index, path in enumerate(paths):
+    for index, given in enumerate(paths):
+        path = absolute_path(given)
+
         def image_progress(p: Progress, index=index, path=path) -> None:
             progress(Progress((index + p.fraction) / len(paths), f"{path.name}: {p.message}"))
 
@@ -321,6 +325,7 @@ def analyse_paths(engine: Engine, paths: Iterable[Path], progress: ProgressCallb
             break
         except ForensicsError as exc:
             result = FailedImage(path, str(exc))
+        result.path_as_given = str(given)
         batch.results.append(result)
         on_result(result)
     return batch

@@ -1,9 +1,9 @@
 """Findings as JSON (versioned schema, documented in docs/findings-schema.md).
 
 Schema "forensics-app/findings/1" only ever gains optional keys; readers ignore keys they do not know.
-The report identifier is derived from the content (everything except the creation time, the identifier
-itself and the names of the maps held in memory), so the same findings always carry the same identifier
-and an edited file does not.
+The report identifier is derived from the content (everything except the creation time and the identifier
+itself; the per-pixel maps enter through their SHA-256), so the same findings always carry the same
+identifier and an edited file does not.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _NOT_CONTENT = ("created", "report_id", "content_sha256")
 
 def content_sha256(doc: dict) -> str:
     content = {k: v for k, v in doc.items() if k not in _NOT_CONTENT}
-    # which maps the producing run held in memory is not a finding (JSON never stores the arrays)
+    # the maps' names repeat the keys of "map_sha256", which is content (older files hold only the names)
     content["images"] = [{k: v for k, v in image.items() if k != "maps"} for image in doc.get("images", [])]
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
@@ -94,12 +94,13 @@ def results_from_document(doc: dict) -> tuple[list[ImageFindings], list[FailedIm
     findings, failures = [], []
     for d in doc["images"]:
         if "error" in d:
-            failures.append(FailedImage(Path(d["path"]), d["error"]))
+            failures.append(FailedImage(Path(d["path"]), d["error"], d.get("path_as_given")))
             continue
         findings.append(ImageFindings(
             path=Path(d["path"]), sha256=d["sha256"], facts=d["facts"], region=d["region"],
             verdict=Verdict(**d["verdict"]), candidates=[_candidate_from_dict(c) for c in d["candidates"]],
-            metadata=d.get("metadata", {})))
+            metadata=d.get("metadata", {}), path_as_given=d.get("path_as_given"),
+            recorded_map_sha256=d.get("map_sha256", {})))
     return findings, failures
 
 

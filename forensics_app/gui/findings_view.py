@@ -12,10 +12,6 @@ from forensics_app.gui.tables import read_only_table
 COLUMNS = ("Generator", "Method", "Score", "p_own", "p_real", "Status")
 
 
-def format_p(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
 class FindingsPanel(QWidget):
     candidate_selected = Signal(int)  # index into findings.candidates (ranked order)
 
@@ -60,7 +56,7 @@ class FindingsPanel(QWidget):
         self.reasons.setText("\n".join(f"- {reason}" for reason in findings.verdict.reasons))
         self.table.setRowCount(len(findings.candidates))
         for row, c in enumerate(findings.candidates):
-            cells = (c.model_name, c.method, f"{c.score:.4g}", format_p(c.p_value), format_p(c.p_real), c.status)
+            cells = (c.model_name, c.method, f"{c.score:.4g}", c.p_own_text(), c.p_real_text(), c.status)
             tips = (c.model, c.method_title + ("" if c.decisive else ": shown for comparison, never votes"),
                     "", "", "", f"threshold {c.threshold:.4g}" if c.threshold is not None else "no calibration")
             for column, text in enumerate(cells):

@@ -122,7 +122,7 @@ class ScoreHistogram(QWidget):
             self.threshold_line.label.setFormat(f"threshold (p_real <= {critical:.2g})")
         self.note.setText(f"{calibration['n_own']} own outputs vs {calibration['n_real']} real photos "
                           f"({calibration['condition'] or 'all conditions'}); "
-                          f"score {candidate.score:.4g}, p_own {candidate.p_value:.3g}, p_real {candidate.p_real:.3g}"
+                          f"score {candidate.score:.4g}, p_own {candidate.p_own_text()}, p_real {candidate.p_real_text()}"
                           + ("" if candidate.score > 0 else " (score <= 0 shown at the left edge)"))
         # the x range always includes the marker, even for a score far outside both distributions
         low, high = math.log10(min(edges[0], marker)), math.log10(max(edges[-1], marker))

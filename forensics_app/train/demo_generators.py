@@ -34,8 +34,9 @@ from torch import nn
 
 from forensics_app.core.zoo.architectures.demo_ae import DemoAutoencoder, architecture_kwargs
 from forensics_app.core.zoo.manifest import Manifest, WeightFile
+from forensics_app.train import SHARED
 
-IMAGES_DIR = Path("/work/shared/images/real")
+IMAGES_DIR = SHARED / "images" / "real"
 TRAINING_PHOTOS = IMAGES_DIR / "cbsd68"  # calibration/training split
 HELDOUT_PHOTOS = IMAGES_DIR / "cset14"  # test split: evaluation only
 HELDOUT_CROP = 256

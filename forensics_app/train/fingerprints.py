@@ -56,8 +56,8 @@ from torch.nn import functional as F
 
 from forensics_app.core.fingerprint import EXTRACTOR_ROLE, PATCH, load_extractor
 from forensics_app.core.zoo.manifest import Manifest, WeightFile, read_manifest
+from forensics_app.train import SHARED
 
-SHARED = Path("/work/shared")
 TRAIN_PHOTOS = SHARED / "images/real/cbsd68"  # calibration/training split
 TEST_PHOTOS = SHARED / "images/real/cset14"  # test split
 TEST_SKIMAGE = ("astronaut", "chelsea", "coffee", "rocket", "cat", "hubble_deep_field")

@@ -47,28 +47,46 @@ def heatmap_image(values: np.ndarray, max_side: int = 400) -> tuple[Image.Image,
     return Image.fromarray(colourise(small, value_range)), value_range
 
 
-def colour_bar(value_range: tuple[float, float], width: float, height: float = 22, label: str = "",
-               font: str = "Helvetica") -> Drawing:
-    """Horizontal colour scale with its end values, drawn with the same lookup table as the maps."""
-    bar_h = 8
+def colour_bar(value_range: tuple[float, float], width: float, label: str = "", font: str = "Helvetica") -> Drawing:
+    """Horizontal colour scale with its end values, drawn with the same lookup table as the maps; the label
+    has a line of its own under the end values, so the three never run together."""
+    bar_h, line = 8, 9
+    height = bar_h + line + (line if label else 0) + 2
     d = Drawing(width, height, initialFontName=font)  # the renderer's default would be Helvetica
     d.add(DrawnImage(0, height - bar_h, width, bar_h, _COLOUR_STRIP))
     lo, hi = value_range
-    y = height - bar_h - 9
+    y = height - bar_h - line
     d.add(String(0, y, f"{lo:.3g}", fontName=font, fontSize=7))
     d.add(String(width, y, f"{hi:.3g} or more", fontName=font, fontSize=7, textAnchor="end"))
     if label:
-        d.add(String(width / 2, y, label, fontName=font, fontSize=7, textAnchor="middle"))
+        d.add(String(width / 2, y - line, label, fontName=font, fontSize=7, textAnchor="middle"))
     return d
 
 
-def _log_ticks(lo: float, hi: float) -> list[float]:
-    """Decades inside [lo, hi], with 2 and 5 multiples when the range spans fewer than two decades."""
-    multiples = (1,) if math.log10(hi / lo) >= 2 else (1, 2, 5)
-    ticks = []
-    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
-        ticks += [m * 10.0 ** exponent for m in multiples if lo <= m * 10.0 ** exponent <= hi]
-    return ticks
+_TICK_MULTIPLES = ((1,), (1, 3), (1, 2, 5), (1, 2, 3, 5, 7), tuple(range(1, 10)))
+
+
+def log_ticks(lo: float, hi: float, fewest: int = 4, most: int = 8) -> list[float]:
+    """Readable ticks for a log axis over [lo, hi]: decades, then 1-3, 1-2-5, ... multiples, whichever first
+    gives at least ``fewest`` ticks without exceeding ``most``; for a range too narrow even for every
+    multiple of a power of ten, evenly spaced round values."""
+    previous = None
+    for multiples in _TICK_MULTIPLES:
+        ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                 for m in multiples if lo <= m * 10.0 ** e <= hi]
+        if len(ticks) > most:  # many decades: every few decades
+            return previous or ticks[::math.ceil(len(ticks) / most)]
+        if len(ticks) >= fewest:
+            return ticks
+        previous = ticks
+    step = _round_step((hi - lo) / fewest)
+    return [k * step for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
+
+
+def _round_step(raw: float) -> float:
+    """The smallest of 1, 2, 5 times a power of ten that is at least ``raw``."""
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
 
 
 def calibration_histogram(histogram: dict, score: float | None, threshold: float | None, width: float,
@@ -105,10 +123,10 @@ def calibration_histogram(histogram: dict, score: float | None, threshold: float
 
     d.add(Line(left, bottom, left + plot_w, bottom, strokeWidth=0.6))
     d.add(Line(left, bottom, left, bottom + plot_h, strokeWidth=0.6))
-    for tick in _log_ticks(lo, hi):
+    for tick in log_ticks(lo, hi):
         x = x_of(tick)
         d.add(Line(x, bottom, x, bottom - 3, strokeWidth=0.6))
-        d.add(String(x, bottom - 11, f"{tick:g}", fontName=font, fontSize=6.5, textAnchor="middle"))
+        d.add(String(x, bottom - 11, f"{tick:.3g}", fontName=font, fontSize=6.5, textAnchor="middle"))
     d.add(String(left + plot_w / 2, bottom - 21, "score (log scale; low = consistent with the model)",
                  fontName=font, fontSize=6.5, textAnchor="middle"))
     for share in (0, top / 1.1 / 2, top / 1.1):

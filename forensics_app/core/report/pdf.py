@@ -7,6 +7,7 @@ evidence files themselves, to re-verify their SHA-256 and draw thumbnails.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -25,15 +26,17 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from reportlab.platypus import (
-    CondPageBreak, Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
+    Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
 
 from forensics_app import __version__
 from forensics_app.core import verdict as verdict_rule
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED, ImageFindings
 from forensics_app.core.methods import all_methods
+from forensics_app.core.provenance import CLAIMS_DISCLAIMER
 from forensics_app.core.report.figures import (
     calibration_histogram, check_evidence, colour_bar, heatmap_image, png_bytes)
 from forensics_app.core.report.inputs import ReportInput
+from forensics_app.core.report_json import report_id_of
 
 VERDICT_TITLES = {ATTRIBUTED: "ATTRIBUTED", NOT_ATTRIBUTED: "NOT ATTRIBUTED", INCONCLUSIVE: "INCONCLUSIVE"}
 MARGIN = 16 * mm
@@ -127,17 +130,19 @@ class _Builder:
         self.fonts = report_fonts()
         fonts = self.fonts
         self.title = _style(fonts, 20, bold=True, leading=26, spaceAfter=6)
-        self.h1 = _style(fonts, 14, bold=True, spaceBefore=4, spaceAfter=6)
-        self.h2 = _style(fonts, 10.5, bold=True, spaceBefore=8, spaceAfter=3)
+        self.h1 = _style(fonts, 14, bold=True, spaceBefore=4, spaceAfter=6, keepWithNext=1)
+        self.h2 = _style(fonts, 10.5, bold=True, spaceBefore=8, spaceAfter=3, keepWithNext=1)
         self.body = _style(fonts, 9, spaceAfter=4)
         self.small = _style(fonts, 7.5)
+        self.caption = _style(fonts, 7.5, bold=True, spaceAfter=2)
         self.small_bold = _style(fonts, 7.5, bold=True)
         self.cell = _style(fonts, 8)
         self.cell_bold = _style(fonts, 8, bold=True)
         self.mono = _style(fonts, 7, mono=True)
         self.verdict_style = _style(fonts, 12, bold=True, alignment=TA_CENTER)
         self.doc = report.document()
-        self.report_id = self.doc["report_id"]
+        self.maps_left_out = sum(len(f.recorded_map_sha256) for f in report.findings if not f.maps)
+        self.report_id = pdf_report_id(self.doc, self.maps_left_out)
         self.alpha = report.run_info.get("settings", {}).get("alpha")
         self.runs = report.runs()
         self.model_info = {m["id"]: m for run in reversed(self.runs) for m in run.get("models", [])}
@@ -203,7 +208,7 @@ class _Builder:
                 _p(f"{f.sha256[:32]}\n{f.sha256[32:]}", self.mono),
                 _p(_verdict_title(f.verdict.label), self.cell_bold),
                 _p(f"{top.model_name}\n{top.method} · {top.status}" if top else "none", self.cell),
-                _p(f"p_own {_num(top.p_value, 3)}\np_real {_num(top.p_real, 3)}" if top else "–", self.cell)])
+                _p(f"p_own {top.p_own_text()}\np_real {top.p_real_text()}" if top else "–", self.cell)])
         widths = [8 * mm, 38 * mm, 50 * mm, 26 * mm, 32 * mm]
         widths.append(FRAME_W - sum(widths))
         story = [_p("Summary of findings", self.h1),
@@ -281,7 +286,8 @@ class _Builder:
             lines = [f"{k}: {json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
                      for k, v in sorted(metadata.items()) if v not in (None, "", {}, [])]
             lines = lines or ["No embedded metadata was found."]
-        story += [_p("• " + line[:600], self.small) for line in lines]
+        # the paragraph above already says what claims are worth; the summary opens with the same warning
+        story += [_p("• " + line[:600], self.small) for line in lines if line != CLAIMS_DISCLAIMER]
         return story
 
     def candidates(self, f: ImageFindings) -> list:
@@ -290,10 +296,10 @@ class _Builder:
         for rank, c in enumerate(f.candidates, 1):
             rows.append([_p(str(rank), self.cell), _p(f"{c.model_name}\n({c.model})", self.cell),
                          _p(c.method + ("" if c.decisive else " (shown for comparison: does not vote)"), self.cell),
-                         _p(_num(c.score, 5), self.cell), _p(_num(c.p_value, 3), self.cell),
-                         _p(_num(c.p_real, 3), self.cell), _p(_num(c.threshold, 4), self.cell),
+                         _p(_num(c.score, 5), self.cell), _p(c.p_own_text(), self.cell),
+                         _p(c.p_real_text(), self.cell), _p(_num(c.threshold, 4), self.cell),
                          _p(c.status, self.cell_bold if c.decisive else self.cell)])
-        widths = [7 * mm, 41 * mm, 35 * mm, 23 * mm, 15 * mm, 15 * mm, 18 * mm]
+        widths = [7 * mm, 38 * mm, 33 * mm, 21 * mm, 18 * mm, 18 * mm, 18 * mm]
         widths.append(FRAME_W - sum(widths))
         runs = [[_p(h, self.cell_bold) for h in ("Model", "Method", "Measurements", "Parameters", "Run")]]
         for c in f.candidates:
@@ -305,26 +311,31 @@ class _Builder:
         run_widths = [24 * mm, 30 * mm, 50 * mm, 46 * mm]
         run_widths.append(FRAME_W - sum(run_widths))
         return [_p("Ranked candidates", self.h2),
-                _p("Score: low = consistent with the candidate. Status per reading: consistent (p_real ≤ α and "
-                   "p_own > α), rejected (p_own ≤ α and p_real > α), undecided (fits both or neither), uncalibrated "
-                   "(no valid calibration).", self.small), _table(rows, widths),
+                _p("Score: low = consistent with the candidate. Status per reading (see “Decision rule” in Methods "
+                   "and limitations): consistent = unlike real photos and typical of the candidate's outputs; "
+                   "rejected = the reverse; undecided = fits both or neither; uncalibrated = no valid calibration. "
+                   "A p-value printed as “≤ x” is at its calibration's floor 1/(n+1), n the number of samples: no "
+                   "calibration sample was as extreme, so the value is a bound, not a measurement.", self.small),
+                _table(rows, widths),
                 _p("Method runs: measured quantities and parameters", self.h2), _table(runs, run_widths)]
 
     def heatmaps(self, f: ImageFindings) -> list:
         top_model = f.candidates[0].model if f.candidates else None
         keys = sorted(k for k in f.maps if k[0] == top_model)
         others = sorted({k[0] for k in f.maps} - {top_model})
-        story = [CondPageBreak(70 * mm), _p("Heat maps", self.h2)]
+        heading = _p("Heat maps", self.h2)
         if not keys:
-            story.append(_p("No per-pixel maps are stored with these findings (findings read from a JSON file keep "
-                            "scores only). Make the report from the case file or with 'analyze --pdf' to include "
-                            "them.", self.small))
-            return story
-        story.append(_p(f"Per-pixel evidence for the top candidate ({top_model}), computed on the analysed region "
+            recorded = len(f.recorded_map_sha256)
+            return [heading, _p((f"The analysis computed {recorded} per-pixel maps (their SHA-256 are in the findings "
+                                 "file), but these findings were read from a JSON file, which keeps no arrays: they "
+                                 "are not drawn. " if recorded else "No per-pixel maps are stored with these "
+                                 "findings. ") + "Make the report from the case file or with 'analyze --pdf' to "
+                                "include them.", self.small)]
+        caption = _p(f"Per-pixel evidence for the top candidate ({top_model}), computed on the analysed region "
                         "and averaged down for print. Colour scale from 0 to the map's 99.5th percentile; brighter = "
                         "larger change. Values are absolute pixel differences in the model's pixel range."
                         + (f" Maps for other candidates ({', '.join(others)}) are kept in the case file."
-                           if others else ""), self.small))
+                           if others else ""), self.small)
         cell_w = (FRAME_W - 4 * mm) / 2
         cells, shown, titles = [], [], []
         for model, method, name in keys:
@@ -341,11 +352,11 @@ class _Builder:
             shown.append(values)
             titles.append([title])
             cells.append([Image(png_bytes(image), width=width, height=image.height * scale, hAlign="LEFT"),
-                          colour_bar(value_range, max(width, 50 * mm), label="|difference|", font=self.fonts.regular)])
+                          colour_bar(value_range, max(width, 50 * mm), label="absolute pixel difference",
+                                     font=self.fonts.regular)])
         for cell, names in zip(cells, titles):
-            cell.insert(0, _p("\n".join(names), self.small))
-        story += self._grid(cells, cell_w)
-        return story
+            cell.insert(0, _p("\n".join(names), self.caption))
+        return self._grid(cells, cell_w, heading=[heading, caption])
 
     def histograms(self, f: ImageFindings) -> list:
         cell_w = (FRAME_W - 4 * mm) / 2
@@ -357,7 +368,7 @@ class _Builder:
             title = f"{c.model} · {c.method}: score {_num(c.score, 4)}"
             cells.append([calibration_histogram(cal.histogram(), c.score, c.threshold, cell_w - 4, 118 * 1.0,
                                                 title=title, font=self.fonts.regular)])
-        story = [CondPageBreak(60 * mm), _p("Calibration: where this image's score lies", self.h2)]
+        story = [_p("Calibration: where this image's score lies", self.h2)]
         if not cells:
             if any(c.calibration for c in f.candidates):
                 return story + [_p("The calibration these readings were compared with is not available to this "
@@ -368,15 +379,17 @@ class _Builder:
         story.append(_p("Distributions of the score on the calibration samples (share of each set per bin): the "
                         "candidate's own outputs and real photographs. The red line is this image's score; the dashed "
                         "line is the decision threshold at α.", self.small))
-        return story + self._grid(cells, cell_w)
+        return self._grid(cells, cell_w, heading=story)
 
-    def _grid(self, cells: list[list], cell_w: float) -> list:
+    def _grid(self, cells: list[list], cell_w: float, heading: list) -> list:
+        """Figures two per row; the heading and its caption stay on the page of the first row."""
         rows = []
         for i in range(0, len(cells), 2):
             pair = cells[i:i + 2] + ([[Spacer(1, 1)]] if len(cells[i:i + 2]) == 1 else [])
-            rows.append(Table([pair], colWidths=[cell_w + 2 * mm] * 2,
-                              style=[("LEFTPADDING", (0, 0), (-1, -1), 0)] + _layout_style()))
-        return rows
+            rows.append(Table([pair], colWidths=[cell_w + 2 * mm] * 2, hAlign="LEFT",
+                              style=[("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 4 * mm),
+                                     ("BOTTOMPADDING", (0, 0), (-1, -1), 3 * mm)] + _layout_style()))
+        return [KeepTogether(heading + rows[:1])] + rows[1:]
 
     # methods and limitations ------------------------------------------------------------------
     def methods_section(self) -> list:
@@ -403,7 +416,7 @@ class _Builder:
             _p("Inconclusive: the evidence does not single out one candidate (several fit, the methods disagree, a "
                "calibration is missing, or the score fits both or neither).", self.body),
             _p("Decision rule", self.h2)]
-        story += [_p(par, self.small) for par in _paragraphs(verdict_rule.__doc__ or "")]
+        story += [_p(par, self.small) for par in decision_rule(verdict_rule.__doc__ or "")]
         story += [_p("Known failure modes", self.h2)] + [_p("• " + text, self.small) for text in FAILURE_MODES]
         story += self.error_rates()
         return story + [PageBreak()]
@@ -416,7 +429,7 @@ class _Builder:
                     extractors.setdefault(c.extractor, c.calibration or {})
                 elif c.calibration:
                     seen.setdefault((c.model, c.method, c.calibration.get("alpha")), c.calibration)
-        story = [CondPageBreak(45 * mm), _p("Measured error rates of the calibrations used", self.h2)]
+        story = [_p("Measured error rates of the calibrations used", self.h2)]
         story += [_p(_extractor_calibration(name, cal), self.small) for name, cal in sorted(extractors.items())]
         if not seen:
             return story + [_p("No calibration was used: no reading in this report is calibrated.", self.small)]
@@ -448,9 +461,7 @@ class _Builder:
         story += [_p("Report", self.h2),
                   _table([[_p(k, self.small_bold), _p(v, self.small)] for k, v in (
                       ("Report fonts", self.fonts.description),
-                      ("Report identifier", f"{self.report_id}: the first 16 hex digits of the findings content "
-                                            f"SHA-256 {self.doc['content_sha256']} (canonical JSON of everything in "
-                                            "the findings file except its creation time and these two fields)"))],
+                      ("Report identifier", self.identifier_text()))],
                          [40 * mm, FRAME_W - 40 * mm], header=False),
                   _p("How to check this report", self.h2),
                   _p("The findings JSON written with this report records every input: evidence paths and SHA-256, "
@@ -460,17 +471,36 @@ class _Builder:
                      "are reproduced bit for bit.", self.body)]
         return story
 
+    def identifier_text(self) -> str:
+        findings_id = (f"the first 16 hex digits of the findings content SHA-256 {self.doc['content_sha256']} "
+                       "(canonical JSON of everything in the findings file except its creation time and these two "
+                       "fields; each per-pixel map enters through its SHA-256)")
+        if self.report_id == self.doc["report_id"]:
+            return f"{self.report_id}: {findings_id}."
+        return (f"{self.report_id}: this report leaves out the {self.maps_left_out} per-pixel maps the findings "
+                f"record (it was made from a JSON file, which keeps no arrays), so its identifier differs from the "
+                f"findings identifier {self.doc['report_id']} ({findings_id}): it is the first 16 hex digits of "
+                f"the SHA-256 of “{self.doc['content_sha256']} without {self.maps_left_out} recorded maps”.")
+
     def run_appendix(self, info: dict, suffix: str) -> list:
-        story = [_p(f"Models used (zoo entries){suffix}", self.h2)]
+        story = [_p(f"Models used (zoo entries){suffix}", self.h2),
+                 _p("Each model has two kinds of file hash. The weights files are hashed as their publisher "
+                    "distributes them (compare with the publisher's checksum). At installation this application "
+                    "exported them to ONNX files, checked that the exports reproduce the original network's "
+                    "outputs, and hashed them: the ONNX files are what actually ran. The model hash is one SHA-256 "
+                    "over all of these hashes.", self.small), Spacer(1, 1.5 * mm)]
         for m in info.get("models", []):
             rows = [("Model", f"{m.get('display_name')} ({m.get('id')})" + (" [demonstration model]"
                                                                            if m.get("demonstration") else "")),
-                    ("Model hash", m.get("model_hash", "–")), ("Calibration", m.get("calibration", "–"))]
-            rows += [(f"Weight {name}", f"{entry.get('sha256')}\nsource: {entry.get('source', '–')}")
+                    ("Model hash (weights + ONNX)", m.get("model_hash", "–")),
+                    ("Calibration", m.get("calibration", "–"))]
+            rows += [(f"Weights file as published: {name}", f"SHA-256 {entry.get('sha256')}\n"
+                                                            f"source: {entry.get('source', '–')}")
                      for name, entry in sorted(m.get("weights", {}).items())]
-            rows += [(f"ONNX {name}", entry.get("sha256")) for name, entry in sorted(m.get("onnx", {}).items())]
+            rows += [(f"ONNX file exported from the weights, as run: {name}", f"SHA-256 {entry.get('sha256')}")
+                     for name, entry in sorted(m.get("onnx", {}).items())]
             story.append(_table([[_p(k, self.small_bold), _p(v, self.mono if k != "Model" else self.small)]
-                                 for k, v in rows], [36 * mm, FRAME_W - 36 * mm], header=False))
+                                 for k, v in rows], [44 * mm, FRAME_W - 44 * mm], header=False))
             story.append(Spacer(1, 2 * mm))
         settings = info.get("settings", {})
         seeds = sorted({json.dumps(c.data.get("plan", {}).get("seed")) for c in self.report.calibrations.values()})
@@ -485,6 +515,25 @@ class _Builder:
         return story + [_p(f"Software, settings and seeds{suffix}", self.h2),
                         _table([[_p(k, self.small_bold), _p(v, self.small)] for k, v in rows],
                                [40 * mm, FRAME_W - 40 * mm], header=False)]
+
+
+def decision_rule(docstring: str) -> list[str]:
+    """The rule from core/verdict.py's docstring, without its summary line and its own "Decision rule" title
+    (the report prints its heading once)."""
+    paragraphs = _paragraphs(docstring)[1:]
+    if paragraphs and paragraphs[0].startswith("Decision rule"):
+        paragraphs[0] = paragraphs[0].partition(":")[2].strip()
+    return [p for p in paragraphs if p]
+
+
+def pdf_report_id(doc: dict, maps_left_out: int) -> str:
+    """The identifier printed on the PDF: the findings' own identifier when the PDF shows everything the findings
+    hold; a PDF that leaves out recorded per-pixel maps (made from a JSON file) shows other content, so its
+    identifier is derived from the content hash together with that fact."""
+    if not maps_left_out:
+        return doc["report_id"]
+    content = f"{doc['content_sha256']} without {maps_left_out} recorded maps"
+    return report_id_of(hashlib.sha256(content.encode("ascii")).hexdigest())
 
 
 def _paragraphs(docstring: str) -> list[str]:

@@ -87,13 +87,13 @@ def verify_document(doc: dict, zoo, rel_tol: float = 0.0, progress: ProgressCall
     _check_software(runs, result)
     item_runs = item_runs_from_document(doc)
     images = doc["images"]
-    engines: dict[int, object] = {}
+    engines: dict[str, object] = {}  # one engine per distinct run
     for index, image in enumerate(images):
         cancel.raise_if_cancelled()
         progress(Progress(index / max(1, len(images)), Path(image["path"]).name))
         run = item_runs.get((image["path"], image.get("sha256", "")), doc["run"])
         _check_image(image, run, engines, zoo, rel_tol, result, cancel)
-    _check_calibrations(doc, engines, result)
+    _check_calibrations(doc, [_engine_for(run, engines, zoo, result) for run in runs], result)
     progress(Progress(1.0, "done"))
     return result
 
@@ -146,7 +146,7 @@ def _check_software(runs: list[dict], result: Verification) -> None:
                                     "results, if any, are listed separately)")
 
 
-def _engine_for(run: dict, engines: dict[int, object], zoo, result: Verification):
+def _engine_for(run: dict, engines: dict[str, object], zoo, result: Verification):
     from forensics_app.core.pipeline import Engine
 
     key = json.dumps(run, sort_keys=True)
@@ -224,13 +224,14 @@ def _check_image(image: dict, run: dict, engines: dict, zoo, rel_tol: float, res
                       [c["model"] for c in fresh["candidates"]])
 
 
-def _check_calibrations(doc: dict, engines: dict, result: Verification) -> None:
-    """Recorded calibrations against the ones installed now (a changed calibration changes p-values)."""
+def _check_calibrations(doc: dict, engines: list, result: Verification) -> None:
+    """Recorded calibrations against the ones installed now (a changed calibration changes p-values); checked
+    for every run, also when its evidence files are missing."""
     recorded = calibrations_from_document(doc)
     if not recorded:
         return
     installed = {}
-    for engine in engines.values():
+    for engine in engines:
         if engine is not None:
             installed.update(engine.calibrations_in_use())
     for pair, cal in sorted(recorded.items()):

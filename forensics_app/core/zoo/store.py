@@ -93,6 +93,12 @@ class Zoo:
         folder = self.root / model_id
         receipt_path = folder / "receipt.json"
         if not receipt_path.exists():
+            known = self.manifests()
+            if model_id not in known:  # a typo: say which ids exist rather than how to install a missing one
+                installed = self.installed_ids()
+                installable = sorted(i for i, m in known.items() if i not in installed and m.kind == "autoencoder")
+                raise ZooError(f"There is no model called {model_id!r}. Installed: {', '.join(installed) or 'none'}; "
+                               f"installable: {', '.join(installable) or 'none'} (see: forensics-app zoo list).")
             raise ModelNotInstalled(f"Model {model_id!r} is not installed. Run: forensics-app zoo install {model_id}")
         manifest = read_manifest(folder / "manifest.toml")
         shipped = shipped_manifests().get(model_id)
