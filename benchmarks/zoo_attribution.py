@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import pickle
 import sys
 import time
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, SKIMAGE_PHOTOS, TEST_PHOTOS, generated_images, print_table, write_json, zoo_with  # noqa: E402
 
 from forensics_app.core.calibrate import jpeg_roundtrip, resized, test_split, to_uint8  # noqa: E402
+from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
 from forensics_app.core.evidence import evidence_from_bytes  # noqa: E402
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED  # noqa: E402
 from forensics_app.core.methods.base import MethodResult  # noqa: E402
@@ -145,16 +147,42 @@ def table(title: str, rows: dict[str, dict]) -> None:
                  for k, r in rows.items()])
 
 
+def count(r: dict, key: str) -> str:
+    return f"{round(r[key] * r['n'])} of {r['n']}"
+
+
+def summary_lines(results: dict, k: int) -> list[str]:
+    """The held-out rates in words, for the report's error-rate section."""
+    nine, outside, alone = results["all nine"], results["held out in turn"], results["taef2 alone"]
+    lines = [f"real photos (PNG, JPEG q75/q85/q95, JPEG q80 re-saved as PNG) attributed to any of the {k} "
+             f"installed generators: {count(nine['real photos, all forms'], 'wrong')}",
+             f"outputs of an autoencoder outside the installed set (each of the {k} held out in turn, PNG and JPEG "
+             f"q90) attributed to an installed one: {count(outside['all held out, pooled'], 'wrong')}",
+             f"Stable Diffusion 1/2 outputs attributed: {count(nine['SD1+SD2 (outside the zoo)'], 'wrong')}"]
+    for form in ("PNG", "JPEG q90", "cropped 3 px", "resized 0.75x", "resized 1.5x"):
+        rows = {source: r for source, r in nine.items() if source.endswith(f", {form}") and "real" not in source}
+        right = ", ".join(f"{source.split(',')[0]} {count(r, 'right')}" for source, r in sorted(rows.items()))
+        wrong = sum(round(r["wrong"] * r["n"]) for r in rows.values())
+        negative = sum(round(r["not attributed"] * r["n"]) for r in rows.values())
+        lines.append(f"own outputs, {form}: attributed to their generator {right}; to a wrong one {wrong} and "
+                     f"'not attributed' {negative} of {sum(r['n'] for r in rows.values())}")
+    lines += [f"TAEF2 alone, {source}: attributed {count(r, 'right') if 'taef2' in source else count(r, 'wrong')}"
+              for source, r in alone.items()]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True, help="scores per image and model (resumable)")
-    parser.add_argument("--per-model", type=int, default=20, help="outputs per autoencoder (PNG and JPEG q90)")
-    parser.add_argument("--travelled", type=int, default=10, help="of those, cropped / resized too")
+    parser.add_argument("--per-model", type=int, default=12, help="outputs per autoencoder (PNG and JPEG q90)")
+    parser.add_argument("--travelled", type=int, default=5, help="of those, cropped / resized too")
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--score-only", action="store_true", help="fill the cache and stop")
     parser.add_argument("--json")
+    parser.add_argument("--write-zoo-rates", action="store_true",
+                        help=f"record the summary in model_zoo/{HELD_OUT_RATES_FILE} (cited by every report)")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -203,6 +231,14 @@ def main() -> None:
 
     seconds = time.perf_counter() - started
     print(f"\nbenchmark ran {seconds:.0f} s")
+    if args.write_zoo_rates:
+        summary = {"measured_on": "256 px crops of the test split (imagenet1k's test third, Set14, scikit-image), "
+                                  "none of them used for calibration or training",
+                   "benchmark": "benchmarks/zoo_attribution.py", "date": time.strftime("%Y-%m-%d"),
+                   "alpha": args.alpha, "lines": summary_lines(results, len(ids)), "results": results}
+        out = Path(shipped_manifests()[ids[0]].source).parent / HELD_OUT_RATES_FILE
+        out.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        print(f"written {out}")
     write_json(args.json, {"candidates": ids, "alpha": args.alpha, "side": SIDE, "results": results,
                            "benchmark_seconds": seconds})
 

@@ -124,9 +124,9 @@ def test_dropped_files_are_analysed_and_the_table_and_verdict_show_the_findings(
     assert window.findings_panel.verdict.text() == findings.verdict.text
     top = findings.candidates[0]
     # every real calibration sample scores higher than the generator's own output: p_real is at its floor
-    # 1/(199+1), a bound rather than a measurement
+    # 1/(999+1), a bound rather than a measurement; one candidate: no other generator's outputs to measure
     assert window.findings_panel.cell_texts()[0] == [top.model_name, "aedr", f"{top.score:.4g}",
-                                                     f"{top.p_value:.3g}", "≤\xa00.005", "consistent"]
+                                                     f"{top.p_value:.3g}", "≤\xa00.001", "not measured", "consistent"]
 
     real = select(window, images["real"])
     assert real.result.findings.verdict.label == "not_attributed"

@@ -133,3 +133,17 @@ def calibration_for(method, method_parameters: dict, available: dict[str, Calibr
     if any(cal.parameters.get(k) != v for k, v in method_parameters.items()):
         return None
     return cal
+
+
+HELD_OUT_RATES_FILE = "held_out_error_rates.json"
+
+
+def held_out_error_rates() -> dict | None:
+    """The error rates benchmarks/zoo_attribution.py measured on the test split for the shipped zoo, if recorded."""
+    from forensics_app.core.zoo.manifest import shipped_manifest_dir
+
+    path = shipped_manifest_dir() / HELD_OUT_RATES_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ForensicsError(f"{path} is unreadable ({type(exc).__name__}: {exc}).") from None

@@ -53,6 +53,11 @@ class CandidateFinding:
     def p_real_text(self, ascii_only: bool = False) -> str:
         return p_value_text(self.p_real, (self.calibration or {}).get("n_real"), ascii_only=ascii_only)
 
+    def wrong_generator_text(self) -> str:
+        """How often other candidates' outputs reach this reading's threshold, e.g. "0.7% of 1200"."""
+        wrong = (self.calibration or {}).get("wrong_generator") or {}
+        return f"{wrong['rate']:.1%} of {wrong['n']}" if wrong else "not measured"
+
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items()}
         d["attributed"] = self.attributed

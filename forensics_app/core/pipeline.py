@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forensics_app import __version__
-from forensics_app.core.calibration import Calibration, calibration_for, load_calibrations, weights_sha256
+from forensics_app.core.calibration import (Calibration, calibration_for, held_out_error_rates, load_calibrations,
+                                            weights_sha256)
 from forensics_app.core.calibrate import parameters_for
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import Evidence, IntakeLimits, load_evidence
@@ -140,6 +141,7 @@ class Engine:
             "software": {"forensics_app": __version__, "python": sys.version.split()[0], "numpy": numpy.__version__,
                          "onnxruntime": onnxruntime.__version__, "platform": platform.platform()},
             "settings": self.settings.to_dict(),
+            "held_out_error_rates": held_out_error_rates(),
             "providers": sorted({m.autoencoder.provider for m in self.models}),
             "models": [{"id": m.id, "display_name": m.installed.manifest.display_name,
                         "model_hash": m.installed.model_hash, "weights": m.installed.receipt["weights"],

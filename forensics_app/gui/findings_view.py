@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidgetItem, QVBoxLayout
 from forensics_app.core.findings import ImageFindings
 from forensics_app.gui.tables import read_only_table
 
-COLUMNS = ("Generator", "Method", "Score", "p_own", "p_real", "Status")
+COLUMNS = ("Generator", "Method", "Score", "p_own", "p_real", "Wrong gen.", "Status")
 
 
 class FindingsPanel(QWidget):
@@ -34,7 +34,10 @@ class FindingsPanel(QWidget):
         header_tips = ("Candidate generator (its autoencoder)", "Attribution method",
                        "Method score: LOW = consistent with the generator",
                        "P(score at least this high | the generator's own outputs)",
-                       "P(score at most this low | real photos)", "Reading at the chosen false-attribution rate")
+                       "P(score at most this low | real photos)",
+                       "How often outputs of the other candidate generators reach this generator's threshold "
+                       "(measured on outputs that did not set it)",
+                       "Reading at the chosen false-attribution rate")
         for column, tip in enumerate(header_tips):
             self.table.horizontalHeaderItem(column).setToolTip(tip)
         layout = QVBoxLayout(self)
@@ -56,9 +59,10 @@ class FindingsPanel(QWidget):
         self.reasons.setText("\n".join(f"- {reason}" for reason in findings.verdict.reasons))
         self.table.setRowCount(len(findings.candidates))
         for row, c in enumerate(findings.candidates):
-            cells = (c.model_name, c.method, f"{c.score:.4g}", c.p_own_text(), c.p_real_text(), c.status)
+            cells = (c.model_name, c.method, f"{c.score:.4g}", c.p_own_text(), c.p_real_text(),
+                     c.wrong_generator_text() if c.decisive else "", c.status)
             tips = (c.model, c.method_title + ("" if c.decisive else ": shown for comparison, never votes"),
-                    "", "", "", f"threshold {c.threshold:.4g}" if c.threshold is not None else "no calibration")
+                    "", "", "", "", f"threshold {c.threshold:.4g}" if c.threshold is not None else "no threshold")
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(tips[column])
@@ -67,7 +71,7 @@ class FindingsPanel(QWidget):
                     font = item.font()
                     font.setItalic(True)
                     item.setFont(font)
-                if column in (2, 3, 4):
+                if column in (2, 3, 4, 5):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(row, column, item)
         self.table.resizeRowsToContents()

@@ -362,23 +362,26 @@ class _Builder:
         cell_w = (FRAME_W - 4 * mm) / 2
         cells = []
         for c in f.candidates:
-            cal = self.report.calibrations.get((c.model, c.method))
-            if cal is None:
+            histogram = (c.calibration or {}).get("histogram")  # the samples this reading was compared with
+            if histogram is None:
                 continue
-            title = f"{c.model} · {c.method}: score {_num(c.score, 4)}"
-            cells.append([calibration_histogram(cal.histogram(), c.score, c.threshold, cell_w - 4, 118 * 1.0,
+            condition = c.calibration.get("condition") or "all samples"
+            title = f"{c.model} · {c.method}: score {_num(c.score, 4)} ({condition})"
+            cells.append([calibration_histogram(histogram, c.score, c.threshold, cell_w - 4, 118 * 1.0,
                                                 title=title, font=self.fonts.regular)])
         story = [_p("Calibration: where this image's score lies", self.h2)]
         if not cells:
             if any(c.calibration for c in f.candidates):
-                return story + [_p("The calibration these readings were compared with is not available to this "
-                                   "report (it was replaced after the analysis), so its histogram is not drawn; its "
-                                   "sizes and error rates are in the Methods section.", self.small)]
+                return story + [_p("These findings were made by an earlier version that did not record the "
+                                   "calibration samples' histogram; the sample sizes are in the Methods section.",
+                                   self.small)]
             return story + [_p("No calibration was available for these readings: no p-values, no verdict from them.",
                                self.small)]
-        story.append(_p("Distributions of the score on the calibration samples (share of each set per bin): the "
-                        "candidate's own outputs and real photographs. The red line is this image's score; the dashed "
-                        "line is the decision threshold at α.", self.small))
+        story.append(_p("Distributions of the score on the calibration samples the reading was compared with (the "
+                        "samples whose pixels show the image's condition; share of each set per bin): the candidate's "
+                        "own outputs and real photographs. The red line is this image's score; the dashed line is the "
+                        "decision threshold, where p_real reaches the critical value of the family-wise rule.",
+                        self.small))
         return self._grid(cells, cell_w, heading=story)
 
     def _grid(self, cells: list[list], cell_w: float, heading: list) -> list:
@@ -428,27 +431,41 @@ class _Builder:
                 if c.extractor:
                     extractors.setdefault(c.extractor, c.calibration or {})
                 elif c.calibration:
-                    seen.setdefault((c.model, c.method, c.calibration.get("alpha")), c.calibration)
-        story = [_p("Measured error rates of the calibrations used", self.h2)]
+                    seen.setdefault((c.model, c.method, c.calibration.get("condition")), c)
+        story = [_p("Error rates", self.h2)]
+        story += self.held_out_rates()
         story += [_p(_extractor_calibration(name, cal), self.small) for name, cal in sorted(extractors.items())]
         if not seen:
             return story + [_p("No calibration was used: no reading in this report is calibrated.", self.small)]
-        story.append(_p("Measured on the calibration samples themselves at the run's α. False attribution: share of "
-                        "real photos at or below the threshold. True attribution: share of the model's own outputs "
-                        "at or below it. Rates on other kinds of images (other cameras, editing, other generators) "
-                        "can differ.", self.small))
-        head = ["Model", "Method", "n own", "n real", "α", "Threshold", "False attr. (real)", "True attr. (own)"]
+        story.append(_p("The calibrations used, per model, method and pixel condition. Critical p: a reading is "
+                        "consistent when its p_real is at most this (the family-wise rule over all candidates, "
+                        "calibrated on the same real photos). Wrong generator: the share of the other candidates' "
+                        "own outputs that reach this model's threshold (measured on outputs that did not set it).",
+                        self.small))
+        head = ["Model", "Method", "Condition", "n own", "n real", "Critical p", "Threshold", "Wrong generator"]
         rows = [[_p(h, self.cell_bold) for h in head]]
         notes = []
-        for (model, method, alpha), cal in sorted(seen.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2]))):
-            rows.append([_p(x, self.cell) for x in (model, method, cal.get("n_own"), cal.get("n_real"), _num(alpha),
-                                                    _num(cal.get("threshold")), _num(cal.get("false_attribution_real"), 3),
-                                                    _num(cal.get("true_attribution_own"), 3))])
+        for (model, method, condition), candidate in sorted(seen.items(), key=lambda kv: tuple(map(str, kv[0]))):
+            cal = candidate.calibration
+            rule = cal.get("rule") or {}
+            rows.append([_p(str(x), self.cell) for x in (
+                model, method, condition or "all", cal.get("n_own"), cal.get("n_real"),
+                _num(rule.get("critical_p")) if rule.get("critical_p") is not None else "abstains",
+                _num(cal.get("threshold")), candidate.wrong_generator_text())])
             notes.append(_p(f"Calibration data for {model} / {method} (created {cal.get('created', '?')}): "
                             + _describe(cal.get("data", {})), self.small))
-        widths = [26 * mm, 26 * mm, 15 * mm, 15 * mm, 14 * mm, 22 * mm, 26 * mm]
+        widths = [24 * mm, 14 * mm, 36 * mm, 13 * mm, 13 * mm, 17 * mm, 17 * mm]
         widths.append(FRAME_W - sum(widths))
         return story + [_table(rows, widths), Spacer(1, 2 * mm)] + notes
+
+    def held_out_rates(self) -> list:
+        """The error rates measured on photos and generators that never touched calibration (run_info)."""
+        rates = self.report.run_info.get("held_out_error_rates")
+        if not rates:
+            return [_p("No held-out error rates were recorded with this analysis.", self.small)]
+        story = [_p(f"Measured on held-out images ({rates['measured_on']}; {rates['benchmark']}, {rates['date']}), "
+                    f"with the zoo's shipped calibrations at α = {_num(rates['alpha'])}:", self.small)]
+        return story + [_p("• " + line, self.small) for line in rates["lines"]] + [Spacer(1, 2 * mm)]
 
     # appendix ---------------------------------------------------------------------------------
     def appendix(self) -> list:
@@ -584,8 +601,14 @@ FAILURE_MODES = [
     "inversion deep check also required, none. Confirm consequential attributions with both methods.",
     "Demonstration models are small generators trained for testing this software; findings about them show how "
     "the method behaves, not anything about real-world generators.",
-    "Error rates are measured on the calibration data described below; images unlike that data (other cameras, "
+    "Error rates are measured on held-out photos and generators (below); images unlike them (other cameras, "
     "heavy editing, unusual content) may behave differently.",
+    "A crop off the latent grid hides a generator from AEDR. The search over grid phases covers the "
+    "demonstration autoencoders; TAEF2 is scored at the stored grid only, and a rejection is then not "
+    "informative when the image's sides are not multiples of 8. A crop that keeps the sides multiples of 8 but "
+    "shifts the grid is not detected.",
+    "Resizing after generation is not detected: a resized generator output can be rejected by every candidate "
+    "(held-out rates below).",
 ]
 
 
