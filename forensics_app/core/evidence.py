@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import io
 import os
-import stat
 import struct
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from forensics_app.core.errors import EvidenceError
+from forensics_app.core.files import NotARegularFile, open_regular_file
 from forensics_app.core.provenance import read_provenance
 
 
@@ -94,8 +96,9 @@ def sha256_of_bytes(data: bytes) -> str:
 
 
 def sha256_of_file(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a regular file's bytes; OSError (NotARegularFile included) when it cannot be read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular_file(path) as fh:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -117,29 +120,25 @@ def read_evidence_bytes(path: Path, limits: IntakeLimits = IntakeLimits()) -> by
     """The exact bytes of a regular file, opened read-only; refuses folders, devices, pipes and huge files."""
     name = _display_name(path)
     if path.is_symlink() and not path.exists():
-        raise EvidenceError(f"{name} is a broken link: the file it points to does not exist.")
-    if path.is_dir():  # checked before opening: Windows refuses to open a folder as "permission denied"
-        raise EvidenceError(f"{name} is a folder, not an image file.")
-    # O_NONBLOCK: opening a named pipe must not hang waiting for a writer (it is refused below).
-    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+        raise EvidenceError(f"{name} {_missing_reason(path)}.")
     try:
-        fd = os.open(path, flags)
+        with open_regular_file(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limits.max_file_bytes:
+                raise EvidenceError(_too_large_message(name, size, limits))
+            data = fh.read(limits.max_file_bytes + 1)
+    except NotARegularFile:
+        what = "a folder, not an image file" if path.is_dir() else \
+            "not a regular file (it is a device, pipe or socket)"
+        raise EvidenceError(f"{name} is {what}.") from None
     except FileNotFoundError:
         raise EvidenceError(f"{name} does not exist (check the path).") from None
     except PermissionError:
         raise EvidenceError(f"{name} cannot be read: permission denied.") from None
     except OSError as exc:
-        raise EvidenceError(f"{name} cannot be opened: {exc.strerror or exc}.") from None
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())  # of the opened file itself, so it cannot be swapped in between
-        if not stat.S_ISREG(info.st_mode):
-            raise EvidenceError(f"{name} is not a regular file (it is a device, pipe or socket).")
-        if info.st_size > limits.max_file_bytes:
-            raise EvidenceError(_too_large_message(name, info.st_size, limits))
-        try:
-            data = fh.read(limits.max_file_bytes + 1)
-        except OSError as exc:
-            raise EvidenceError(f"{name} cannot be read: {exc.strerror or exc}.") from None
+        if exc.errno == errno.ELOOP:
+            raise EvidenceError(f"{name} {_LINK_LOOP}.") from None
+        raise EvidenceError(f"{name} cannot be read: {exc.strerror or exc}.") from None
     if len(data) > limits.max_file_bytes:  # the file grew while being read
         raise EvidenceError(_too_large_message(name, len(data), limits))
     return data
@@ -488,69 +487,106 @@ def _ijg_table(base: list[int], quality: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- folders
 
-def iter_image_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Image files named by `paths` (files as given, folders walked) and (path, problem) for the rest.
+class Skipped(NamedTuple):
+    """A folder entry the walk did not take, and why."""
 
-    Folders are walked recursively in sorted order, keeping files whose extension is in
-    IMAGE_EXTENSIONS (any case) and skipping hidden names (starting with "."). Links to folders are
-    followed, but a folder already visited is not entered again, so link loops end. A file reached
-    twice (directly and through a link) is listed once.
+    path: Path
+    reason: str  # completes a sentence after the name: "pipe.png is not a regular file (...)"
+    refused: bool  # True: an input that cannot be read (a failure); False: left out by the walk's rules
+
+
+class FolderWalk(NamedTuple):
+    files: list[Path]
+    skipped: list[Skipped]
+
+
+_LINK_LOOP = "is a link loop (following its links leads back to them)"
+_NOT_REGULAR = "is not a regular file (it is a device, pipe or socket)"
+
+
+def iter_image_files(paths: Iterable[str | Path]) -> FolderWalk:
+    """Image files named by `paths` (files as given, folders walked) and every entry left out, with why.
+
+    Files named explicitly are always taken (the intake explains a refusal). Folders are walked
+    recursively in sorted order, keeping files whose extension is in IMAGE_EXTENSIONS (any case);
+    everything else the walk meets with such an extension, and every folder it does not enter, is
+    listed in ``skipped``: hidden names (starting with "."), devices, pipes, sockets, broken links,
+    link loops, unreadable folders, a folder reached again through a link (so link loops end) and a
+    file reached a second time (listed once).
     """
     files: list[Path] = []
-    problems: list[tuple[Path, str]] = []
-    seen: set[str] = set()
+    skipped: list[Skipped] = []
+    first_seen: dict[tuple[int, int], Path] = {}
 
     def add(candidate: Path) -> None:
-        key = os.path.realpath(candidate)
-        if key not in seen:
-            seen.add(key)
+        try:
+            info = os.stat(candidate)
+        except OSError:  # named explicitly but unreadable: the intake says why
+            files.append(candidate)
+            return
+        key = (info.st_dev, info.st_ino)
+        if key in first_seen:
+            skipped.append(Skipped(candidate, f"is the same file as {first_seen[key]}: analysed once", False))
+        else:
+            first_seen[key] = candidate
             files.append(candidate)
 
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for candidate in _walk_folder(path, problems):
+            for candidate in _walk_folder(path, skipped):
                 add(candidate)
-        elif path.is_file():
-            add(path)
         else:
-            problems.append((path, _missing_reason(path)))
-    return files, problems
+            add(path)
+    return FolderWalk(files, skipped)
 
 
-def _walk_folder(root: Path, problems: list[tuple[Path, str]]) -> Iterable[Path]:
-    visited: set[tuple[int, int]] = set()
+def _walk_folder(root: Path, skipped: list[Skipped]) -> Iterable[Path]:
+    entered: dict[tuple[int, int], str] = {}
 
     def unreadable(exc: OSError) -> None:
-        problems.append((Path(exc.filename), f"folder cannot be read: {exc.strerror or exc}"))
+        skipped.append(Skipped(Path(exc.filename), f"is a folder that cannot be read ({exc.strerror or exc})", True))
 
     for folder, subfolders, names in os.walk(root, followlinks=True, onerror=unreadable):
         try:
             info = os.stat(folder)
         except OSError as exc:
             unreadable(exc)
-            continue
-        if (info.st_dev, info.st_ino) in visited:  # reached again through a link: a loop or a duplicate
             subfolders[:] = []
             continue
-        visited.add((info.st_dev, info.st_ino))
+        key = (info.st_dev, info.st_ino)
+        if key in entered:  # reached again through a link: a loop or a second way in
+            skipped.append(Skipped(Path(folder), f"leads to the folder {entered[key]}, already searched", False))
+            subfolders[:] = []
+            continue
+        entered[key] = folder
+        for name in sorted(d for d in subfolders if d.startswith(".")):
+            skipped.append(Skipped(Path(folder, name), "is a hidden folder (its name starts with '.'): not searched",
+                                   False))
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         for name in sorted(names):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+            if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
             candidate = Path(folder, name)
-            if candidate.is_file():
+            if name.startswith("."):
+                skipped.append(Skipped(candidate, "is a hidden file (its name starts with '.'): not analysed", False))
+            elif candidate.is_file():
                 yield candidate
             else:
-                problems.append((candidate, _missing_reason(candidate)))
+                skipped.append(Skipped(candidate, _missing_reason(candidate), True))
 
 
 def _missing_reason(path: Path) -> str:
-    if path.is_symlink() and not path.exists():
-        return "is a broken link: the file it points to does not exist"
-    if path.exists():
-        return "is not a regular file (it is a device, pipe or socket)"
-    return "does not exist"
+    """Why a path that is not a readable regular file cannot be analysed (after a name)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _LINK_LOOP
+        if path.is_symlink():
+            return "is a broken link: the file it points to does not exist"
+        return "does not exist"
+    return _NOT_REGULAR
 
 
 # ---------------------------------------------------------------------------------------------- helpers
