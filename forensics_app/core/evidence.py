@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from forensics_app.core.errors import EvidenceError
-from forensics_app.core.files import NotARegularFile, open_regular_file
+from forensics_app.core.files import NotARegularFile, open_regular_file, printable
 from forensics_app.core.provenance import read_provenance
 
 
@@ -632,7 +632,7 @@ def _file_size(size: int) -> str:
 
 
 def _display_name(path: Path) -> str:
-    return path.name or str(path)
+    return printable(path.name or str(path))
 
 
 def _plain(exc: BaseException) -> str:

@@ -13,11 +13,28 @@ import contextlib
 import os
 import stat
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from forensics_app.core.errors import ForensicsError
+
+
+def printable(text: str) -> str:
+    """`text` for one line of output: control characters escaped (a newline in a file name cannot split
+    a line) and bytes that were not valid UTF-8 in a file name (kept by Python as lone surrogates)
+    shown as \\xNN; letters of every script are kept as they are."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogateescape of one undecodable byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            out.append(char.encode("unicode_escape").decode("ascii") if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 class NotARegularFile(OSError):
@@ -81,14 +98,15 @@ def check_output_path(out: str | Path, protected: Iterable[str | Path], what: st
     and it must not be (or link to) any of the `protected` inputs (evidence files, the case file)."""
     out = Path(out)
     if out.is_dir():
-        raise ForensicsError(f"The {what} {out} is a folder; give a file name.")
+        raise ForensicsError(f"The {what} {printable(str(out))} is a folder; give a file name.")
     folder = out.parent
     if not folder.is_dir():
-        raise ForensicsError(f"The folder {folder} for the {what} {out} does not exist; create it first.")
+        raise ForensicsError(f"The folder {printable(str(folder))} for the {what} {printable(str(out))} does "
+                             "not exist; create it first.")
     for path in protected:
         if same_file(out, path):
-            raise ForensicsError(f"The {what} {out} is the input {path}; refusing to overwrite an input. "
-                                 "Choose another file name.")
+            raise ForensicsError(f"The {what} {printable(str(out))} is the input {printable(str(path))}; refusing "
+                                 "to overwrite an input. Choose another file name.")
     return out
 
 

@@ -222,13 +222,19 @@ class BatchResult:
         return [r for r in self.results if isinstance(r, FailedImage)]
 
 
-def analyse_paths(engine: Engine, paths: Iterable[Path], progress: ProgressCallback = no_progress,
+def analyse_paths(engine: Engine, paths: Iterable[Path | FailedImage], progress: ProgressCallback = no_progress,
                   cancel: CancelToken = NEVER_CANCELLED,
                   on_result: Callable[[ImageFindings | FailedImage], None] = lambda r: None) -> BatchResult:
-    """Analyse files one by one; expected failures are recorded per file, cancellation keeps what is done."""
+    """Analyse files one by one; expected failures are recorded per file, cancellation keeps what is done.
+    A FailedImage among the paths (an input refused before analysis, e.g. a pipe met by the folder walk)
+    is recorded as it is."""
     paths = list(paths)
     batch = BatchResult()
     for index, path in enumerate(paths):
+        if isinstance(path, FailedImage):
+            batch.results.append(path)
+            on_result(path)
+            continue
         def image_progress(p: Progress, index=index, path=path) -> None:
             progress(Progress((index + p.fraction) / len(paths), f"{path.name}: {p.message}"))
 

@@ -29,6 +29,7 @@ from reportlab.platypus import (
 
 from forensics_app import __version__
 from forensics_app.core import verdict as verdict_rule
+from forensics_app.core.files import atomic_output
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED, ImageFindings
 from forensics_app.core.methods import all_methods
 from forensics_app.core.report.figures import (
@@ -578,12 +579,12 @@ def write_pdf(report: ReportInput, out: Path, generated: datetime | None = None)
                 super().showPage()
             super().save()
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    doc = SimpleDocTemplate(str(out), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN + 2 * mm,
-                            bottomMargin=MARGIN, title=f"Generator attribution report: {case}",
-                            author=report.case_meta.get("examiner") or "", subject=f"Report ID {builder.report_id}",
-                            creator=f"forensics-app {__version__}", keywords=builder.report_id,
-                            initialFontName=fonts.regular)  # else every page references an unembedded Helvetica
-    doc.build(story, canvasmaker=NumberedCanvas)
+    with atomic_output(out) as partial:  # a failed build leaves no half-written report and the old one whole
+        doc = SimpleDocTemplate(str(partial), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
+                                topMargin=MARGIN + 2 * mm, bottomMargin=MARGIN,
+                                title=f"Generator attribution report: {case}",
+                                author=report.case_meta.get("examiner") or "", subject=f"Report ID {builder.report_id}",
+                                creator=f"forensics-app {__version__}", keywords=builder.report_id,
+                                initialFontName=fonts.regular)  # else every page references an unembedded Helvetica
+        doc.build(story, canvasmaker=NumberedCanvas)
     return {"report_id": builder.report_id, "pages": pages[0], "path": str(out)}
