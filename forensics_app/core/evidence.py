@@ -33,6 +33,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from forensics_app.core.errors import EvidenceError
 from forensics_app.core.files import NotARegularFile, open_regular_file, printable
+from forensics_app.core.imageprep import Region, crop
 from forensics_app.core.provenance import read_provenance
 
 
@@ -64,9 +65,12 @@ class Evidence:
     frame_count: int = 1  # frames, pages or pictures in the file; only the first (primary) is analysed
     jpeg_standard_tables: bool | None = None  # JPEG: tables are exactly libjpeg's (IJG) for some quality
 
-    def rgb01(self) -> np.ndarray:
-        """Pixels as float32 in [0, 1], shape (H, W, 3)."""
-        return self.rgb.astype(np.float32) / 255.0
+    def rgb01(self, region: Region | None = None) -> np.ndarray:
+        """Pixels as float32 in [0, 1], shape (H, W, 3); of `region` only when one is given: cropped before
+        converting, so a large image is never copied whole as floats (4 bytes per sample)."""
+        pixels = (self.rgb if region is None else crop(self.rgb, region)).astype(np.float32)
+        pixels /= 255.0  # in place: one float copy, not two
+        return pixels
 
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF", "HEIF", "AVIF")
@@ -260,7 +264,7 @@ def _to_rgb(name: str, img: Image.Image, bit_depth: int, notes: list[str]) -> np
         return np.ascontiguousarray(rgba[..., :3])
     if img.mode == "CMYK":
         notes.append("CMYK converted to RGB with a simple formula (no colour profile applied)")
-    return np.ascontiguousarray(np.asarray(img.convert("RGB")))
+    return np.ascontiguousarray(np.asarray(img if img.mode == "RGB" else img.convert("RGB")))  # no copy to convert
 
 
 def _stored_bit_depth(fmt: str, img: Image.Image) -> int:
@@ -306,6 +310,28 @@ def open_image(data: bytes, fmt: str, name: str = "The file") -> Image.Image:
         _register_heif_decoder(name)
     Image.init()  # Image.open(formats=...) fails on a plugin not yet imported; this imports them all once
     return Image.open(io.BytesIO(data), formats=_PILLOW_DECODERS[fmt])
+
+
+def preview_image(data: bytes, max_side: int, limits: IntakeLimits = IntakeLimits()) -> Image.Image | None:
+    """A small RGB preview of image bytes, for display only (thumbnails in the window and the report).
+
+    Decoded like evidence: only by the decoder pinned for the format the content shows, and only when
+    the header's size is within `limits` (a 10000x10000 image of zeros is not expanded to preview it).
+    None when the bytes are not a supported, sound image."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
+            with open_image(data, fmt) as img:
+                _check_dimensions("", img.width, img.height, limits)
+                img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced size
+                preview = img.convert("RGB")
+    except (EvidenceError, MemoryError, Image.DecompressionBombError, *_DECODE_ERRORS):
+        return None
+    preview.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return preview
 
 
 def sniff_format(data: bytes) -> str | None:

@@ -19,7 +19,7 @@ from forensics_app.core.evidence import Evidence, IntakeLimits, load_evidence
 from forensics_app.core.findings import CandidateFinding, FailedImage, ImageFindings
 from forensics_app.core.fingerprint import candidate_finding as fingerprint_candidate
 from forensics_app.core.fingerprint import find_extractor
-from forensics_app.core.imageprep import TilingSettings, analysis_region, crop
+from forensics_app.core.imageprep import TilingSettings, analysis_region
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
 from forensics_app.core.methods import DEFAULT_METHODS, get_method
 from forensics_app.core.methods.base import MethodResult
@@ -162,12 +162,11 @@ class Engine:
         maps, reconstructions = {}, {}
         steps = max(1, len(self.models) * len(self.methods))
         region = None
-        rgb01 = evidence.rgb01()
         for i, loaded in enumerate(self.models):
             manifest = loaded.installed.manifest
             region = analysis_region(evidence.height, evidence.width, manifest.spatial_factor,
                                      self.settings.tiling, self.settings.intake.min_side)
-            image = crop(rgb01, region)
+            image = evidence.rgb01(region)
             for j, method in enumerate(self.methods):
                 cancel.raise_if_cancelled()
                 step = i * len(self.methods) + j
@@ -200,7 +199,7 @@ class Engine:
         names = {m.id: m.installed.manifest.display_name for m in self.models}
         verdict = decide(candidates, alpha, names, evidence.jpeg_quality)
         # fingerprints are shown and ranked but never vote: they are added after the verdict
-        candidates += [fingerprint_candidate(e, rgb01, alpha) for e in self.extractors]
+        candidates += [fingerprint_candidate(e, evidence.rgb01(), alpha) for e in self.extractors]
         return ImageFindings(path=evidence.path, sha256=evidence.sha256, facts=evidence_facts(evidence),
                              region=region.to_dict() if region else {}, verdict=verdict, candidates=rank(candidates),
                              metadata=evidence.metadata, maps=maps, reconstructions=reconstructions)
