@@ -490,10 +490,13 @@ class Case:
                            "ORDER BY a.id DESC LIMIT 1", (_path_value(findings.path), findings.sha256))
         if not rows:
             return False
-        stored = [json.loads(r["candidate_json"]) for r in self._readings(rows[0]["id"])]
+        def reading(candidate: dict) -> dict:  # how long a method took is no part of what it found
+            return {k: v for k, v in candidate.items() if k != "seconds"}
+
+        stored = [reading(json.loads(r["candidate_json"])) for r in self._readings(rows[0]["id"])]
         return (json.loads(rows[0]["verdict_json"]) == dataclasses.asdict(findings.verdict)
                 and json.loads(rows[0]["region_json"]) == findings.region
-                and stored == [json.loads(json.dumps(dataclasses.asdict(c))) for c in findings.candidates])
+                and stored == [reading(json.loads(json.dumps(dataclasses.asdict(c)))) for c in findings.candidates])
 
     # -- notes ------------------------------------------------------------------------------------
     def add_note(self, sha256: str, text: str, author: str | None = None) -> None:
