@@ -181,7 +181,8 @@ def is_case_file(path: Path) -> bool:
             header = fh.read(100)
     except OSError:
         return False
-    return header[:16] == _SQLITE_MAGIC and len(header) == 100 and int.from_bytes(header[68:72], "big") == APPLICATION_ID
+    application_id = int.from_bytes(header[68:72], "big")  # where SQLite keeps PRAGMA application_id
+    return len(header) == 100 and header[:16] == _SQLITE_MAGIC and application_id == APPLICATION_ID
 
 
 def _path_value(path: Path) -> str | bytes:

@@ -161,4 +161,5 @@ def check_evidence(path: Path, recorded_sha256: str, max_side: int = 220) -> Evi
     if now != recorded_sha256:
         return EvidenceCheck(now, None, "The file at the recorded path has CHANGED since analysis (its SHA-256 "
                                         "differs); no thumbnail is shown. The findings describe the original.")
-    return EvidenceCheck(now, preview_image(data, max_side), "Re-verified at reporting time: the file's SHA-256 matches.")
+    return EvidenceCheck(now, preview_image(data, max_side),
+                         "Re-verified at reporting time: the file's SHA-256 matches.")
