@@ -136,7 +136,8 @@ def cmd_analyze(args) -> int:
     refused = [FailedImage(s.path, f"{printable(s.path.name)} {s.reason}.") for s in walk.skipped if s.refused]
     left_out = [(s.path, s.reason) for s in walk.skipped if not s.refused]
     if not walk.files and not refused:
-        raise ForensicsError("No image files found in the given paths.")
+        raise ForensicsError("No image files found in the given paths" + "".join(
+            f"; {printable(str(path))} {reason}" for path, reason in left_out) + ".")
     _check_outputs(args, [*walk.files, *(r.path for r in refused), *([args.case] if args.case else [])])
     zoo = _zoo(args)
     engine = Engine(zoo, settings)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from pypdf import PdfReader
 
 from conftest import real_crop, save_png
 from forensics_app.cli import EXIT_BROKEN_PIPE, main
@@ -171,8 +172,8 @@ def awkward_folder(tmp_path, photo) -> Path:
 def test_a_folder_walk_reports_every_entry_it_leaves_out(installed_zoo, tmp_path, awkward_folder):
     case_path = tmp_path / "walk.case"
     Case.create(case_path, "Walk", "Examiner").close()
-    out = tmp_path / "walk.json"
-    result = run_cli(["analyze", str(awkward_folder), "--case", str(case_path), "--json", str(out)],
+    out, pdf = tmp_path / "walk.json", tmp_path / "walk.pdf"
+    result = run_cli(["analyze", str(awkward_folder), "--case", str(case_path), "--json", str(out), "--pdf", str(pdf)],
                      installed_zoo.home)
     output = text(result)
     assert result.returncode == 3 and "Traceback" not in output
@@ -184,6 +185,8 @@ def test_a_folder_walk_reports_every_entry_it_leaves_out(installed_zoo, tmp_path
     errors = {Path(i["path"]).name for i in doc["images"] if "error" in i}
     assert errors == {"pipe.png", "broken.png", "loop.png"}
     assert {Path(s["path"]).name for s in doc["skipped"]} == {".hidden.png", "up"}
+    report_text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "Folder entries left out" in report_text and ".hidden.png" in report_text
     with Case.open(case_path) as case:
         assert {f.path.name for f in case.failures()} == errors
         assert {p.name for p, _ in case.skipped()} == {".hidden.png", "up"}
@@ -197,14 +200,16 @@ def test_names_that_are_not_utf8_are_kept_exactly_and_printed_escaped(installed_
     save_png(real_crop("bridge.png", side=64), Path(os.fsdecode(raw)))
     case_path = tmp_path / "names.case"
     Case.create(case_path, "Names", "Examiner").close()
-    out = tmp_path / "names.json"
-    result = run_cli(["analyze", str(folder), "--case", str(case_path), "--json", str(out)], installed_zoo.home)
+    out, pdf = tmp_path / "names.json", tmp_path / "names.pdf"
+    result = run_cli(["analyze", str(folder), "--case", str(case_path), "--json", str(out), "--pdf", str(pdf)],
+                     installed_zoo.home)
     assert result.returncode == 0, text(result)
     assert b"caf\\xe9\\nphoto.png" in result.stdout  # escaped, on one line
     assert not any(line.startswith(b"photo.png") for line in result.stdout.splitlines())
     with Case.open(case_path) as case:
         assert [os.fsencode(f.path) for f in case.findings(with_maps=False)] == [raw]
     assert [os.fsencode(i["path"]) for i in json.loads(out.read_text())["images"]] == [raw]
+    assert "caf\\xe9\\nphoto.png" in "".join(page.extract_text() for page in PdfReader(pdf).pages)
     shown = run_cli(["case", "show", str(case_path)], installed_zoo.home)
     assert shown.returncode == 0 and b"caf\\xe9\\nphoto.png" in shown.stdout
 
