@@ -125,6 +125,15 @@ def test_opening_a_file_that_is_not_a_case_changes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.case", "other.db"]  # no -wal, no -shm
 
 
+def test_a_new_case_is_never_created_through_a_link(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    link = tmp_path / "new.case"
+    link.symlink_to(tmp_path / "elsewhere" / "target.case")  # a broken link into another folder
+    with pytest.raises(ForensicsError, match="already exists"):
+        Case.create(link, "Case", "Examiner")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
 # -- 6: pipes and devices never hang a command ------------------------------------------------------------
 def test_pipes_and_devices_are_refused_by_every_command(installed_zoo, tmp_path, photo, case_file):
     pipe = tmp_path / "pipe"

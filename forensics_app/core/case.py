@@ -236,8 +236,9 @@ class Case:
         path = Path(path)
         if not name.strip() or not examiner.strip():
             raise ForensicsError("A case needs a name and an examiner.")
-        if path.exists():
-            raise ForensicsError(f"{path} already exists; open it instead, or choose another file name.")
+        if os.path.lexists(path):  # a broken link too: SQLite would create the file wherever it points
+            raise ForensicsError(f"{printable(str(path))} already exists; open it instead, or choose another "
+                                 "file name.")
         if not path.parent.is_dir():
             raise ForensicsError(f"The folder {path.parent} does not exist.")
         conn = _connect(path)
