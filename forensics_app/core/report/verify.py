@@ -62,7 +62,8 @@ def settings_of(run: dict):
     provider = "cpu" if providers == {CPU} else "cuda" if providers == {CUDA} else recorded.get("provider", "auto")
     return AnalysisSettings(methods=tuple(recorded["methods"]), models=tuple(m["id"] for m in run["models"]),
                             alpha=recorded["alpha"], tiling=TilingSettings(**recorded["tiling"]),
-                            runtime=RuntimeSettings(provider=provider))
+                            runtime=RuntimeSettings(provider=provider),
+                            extractors=tuple(recorded.get("extractors", [])))
 
 
 def _equal(a, b, rel_tol: float) -> tuple[bool, bool]:
