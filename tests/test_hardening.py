@@ -125,6 +125,11 @@ def test_opening_a_file_that_is_not_a_case_changes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.case", "other.db"]  # no -wal, no -shm
 
 
+def test_a_case_is_recognised_by_another_process_while_it_is_still_open(tmp_path):
+    with Case.create(tmp_path / "open.case", "Case", "Examiner"):
+        assert is_case_file(tmp_path / "open.case")
+
+
 def test_a_new_case_is_never_created_through_a_link(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     link = tmp_path / "new.case"

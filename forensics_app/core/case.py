@@ -250,6 +250,9 @@ class Case:
                              [("name", name.strip()), ("examiner", examiner.strip()),
                               ("created", datetime.now(timezone.utc).isoformat(timespec="seconds")),
                               ("created_with", f"forensics-app {__version__}")])
+        # into the main file now: until then the header that identifies a case is only in the WAL, and
+        # another process opening the case meanwhile would take it for a foreign file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return case
 
     @classmethod
