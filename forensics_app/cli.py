@@ -247,7 +247,8 @@ def cmd_case_show(args) -> int:
         for f in case.findings(with_maps=False):
             top = f.candidates[0] if f.candidates else None
             candidate = f"{top.model}/{top.method}" if top else "-"
-            _print(f"{printable(f.path.name)[:31]:<32} {f.sha256[:12]:<12} {f.verdict.label:<15} {candidate[:19]:<20} "
+            _print(f"{printable(f.path.name)[:31]:<32} {f.sha256[:12]:<12} {f.verdict.label:<15} "
+                   f"{candidate[:19]:<20} "
                    f"{fmt(top.p_value if top else None)} {fmt(top.p_real if top else None)} "
                    f"{status[(str(f.path), f.sha256)]:<8} {len(case.notes(f.sha256))}")
         for failed in case.failures():

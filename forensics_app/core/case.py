@@ -457,7 +457,8 @@ class Case:
                     blob = self._query("SELECT maps FROM results WHERE key = ?", (reading["result_key"],))[0][0]
                     for name, array in maps_from_blob(blob).items():
                         maps[(candidate.model, candidate.method, name)] = array
-            out.append(ImageFindings(path=_path_of(row["path"]), sha256=row["sha256"], facts=json.loads(row["facts_json"]),
+            out.append(ImageFindings(path=_path_of(row["path"]), sha256=row["sha256"],
+                                     facts=json.loads(row["facts_json"]),
                                      region=json.loads(row["region_json"]),
                                      verdict=Verdict(**json.loads(row["verdict_json"])), candidates=candidates,
                                      metadata=json.loads(row["metadata_json"]), maps=maps))

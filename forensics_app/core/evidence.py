@@ -132,9 +132,8 @@ def read_evidence_bytes(path: Path, limits: IntakeLimits = IntakeLimits()) -> by
                 raise EvidenceError(_too_large_message(name, size, limits))
             data = fh.read(limits.max_file_bytes + 1)
     except NotARegularFile:
-        what = "a folder, not an image file" if path.is_dir() else \
-            "not a regular file (it is a device, pipe or socket)"
-        raise EvidenceError(f"{name} is {what}.") from None
+        raise EvidenceError(f"{name} is a folder, not an image file." if path.is_dir() else
+                            f"{name} {_NOT_REGULAR}.") from None
     except FileNotFoundError:
         raise EvidenceError(f"{name} does not exist (check the path).") from None
     except PermissionError:
@@ -552,7 +551,8 @@ def iter_image_files(paths: Iterable[str | Path]) -> FolderWalk:
             return
         key = (info.st_dev, info.st_ino)
         if key in first_seen:
-            skipped.append(Skipped(candidate, f"is the same file as {first_seen[key]}: analysed once", False))
+            first = printable(str(first_seen[key]))
+            skipped.append(Skipped(candidate, f"is the same file as {first}: analysed once", False))
         else:
             first_seen[key] = candidate
             files.append(candidate)
@@ -582,7 +582,8 @@ def _walk_folder(root: Path, skipped: list[Skipped]) -> Iterable[Path]:
             continue
         key = (info.st_dev, info.st_ino)
         if key in entered:  # reached again through a link: a loop or a second way in
-            skipped.append(Skipped(Path(folder), f"leads to the folder {entered[key]}, already searched", False))
+            skipped.append(Skipped(Path(folder), f"leads to the folder {printable(entered[key])}, already searched",
+                                   False))
             subfolders[:] = []
             continue
         entered[key] = folder

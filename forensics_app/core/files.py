@@ -31,7 +31,7 @@ def printable(text: str) -> str:
         if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogateescape of one undecodable byte
             out.append(f"\\x{code - 0xDC00:02x}")
         elif unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
-            out.append(char.encode("unicode_escape").decode("ascii") if code < 0x10000 else f"\\U{code:08x}")
+            out.append(char.encode("unicode_escape").decode("ascii"))
         else:
             out.append(char)
     return "".join(out)
@@ -55,7 +55,7 @@ def open_regular_file(path: str | Path) -> Iterator[BinaryIO]:
         if not stat.S_ISREG(info.st_mode):
             kind = "folder" if stat.S_ISDIR(info.st_mode) else "device, pipe or socket"
             raise NotARegularFile(f"{path} is not a regular file (it is a {kind})")
-        if hasattr(os, "set_blocking"):
+        if hasattr(os, "set_blocking"):  # a regular file after all: ordinary reads from here on
             os.set_blocking(fd, True)
         handle = os.fdopen(fd, "rb")
     except BaseException:
@@ -69,18 +69,19 @@ def read_regular_file(path: str | Path, max_bytes: int, what: str = "file",
                       error: type[ForensicsError] = ForensicsError) -> bytes:
     """All bytes of a regular file of at most `max_bytes`; anything else raises `error` with a plain
     message naming `what` the file was meant to be (e.g. "findings file")."""
+    name = printable(str(path))
     try:
         with open_regular_file(path) as fh:
             size = os.fstat(fh.fileno()).st_size
             data = fh.read(max_bytes + 1) if size <= max_bytes else b""
     except NotARegularFile:
-        raise error(f"The {what} {path} is not a regular file (it is a folder, device, pipe or socket).") from None
+        raise error(f"The {what} {name} is not a regular file (it is a folder, device, pipe or socket).") from None
     except FileNotFoundError:
-        raise error(f"The {what} {path} does not exist.") from None
+        raise error(f"The {what} {name} does not exist.") from None
     except OSError as exc:
-        raise error(f"The {what} {path} cannot be read ({exc.strerror or exc}).") from None
+        raise error(f"The {what} {name} cannot be read ({exc.strerror or exc}).") from None
     if size > max_bytes or len(data) > max_bytes:
-        raise error(f"The {what} {path} is larger than {max_bytes:,} bytes; it is refused.")
+        raise error(f"The {what} {name} is larger than {max_bytes:,} bytes; it is refused.")
     return data
 
 
