@@ -29,7 +29,8 @@ from PySide6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from forensics_app.gui.app import configure_pyqtgraph  # noqa: E402
-from forensics_app.gui.evidence_list import DONE, QUEUED, RUNNING, expand_paths  # noqa: E402
+from forensics_app.core.evidence import iter_image_files  # noqa: E402
+from forensics_app.gui.evidence_list import DONE, QUEUED, RUNNING  # noqa: E402
 from forensics_app.gui.main_window import MainWindow  # noqa: E402
 from forensics_app.gui.preferences import Preferences  # noqa: E402
 
@@ -80,7 +81,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
-    files = expand_paths([Path(p) for p in args.images])
+    files = iter_image_files(args.images).files
     if not files:
         parser.error("no image files found")
     batch = [files[i % len(files)] for i in range(args.count)]

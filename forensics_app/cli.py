@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -13,6 +14,7 @@ from forensics_app import __version__
 from forensics_app.core.errors import ForensicsError
 
 EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command ended by SIGPIPE
 
 
 def _zoo(args):
@@ -142,17 +144,21 @@ def cmd_zoo_calibrate(args) -> int:
 
 
 # -- analyze -----------------------------------------------------------------------------------
-def _collect(paths: list[str]) -> list[Path]:
-    """Folders walked by the intake's file filter; anything else is kept, so intake explains its refusal."""
-    from forensics_app.core.evidence import iter_image_files
+def _check_outputs(args, protected) -> None:
+    """--json and --pdf: refused before any work when their folder is missing or they are an input."""
+    from forensics_app.core.files import check_output_path, same_file
 
-    out = []
-    for p in map(Path, paths):
-        out.extend(iter_image_files([p])[0] if p.is_dir() else [p])
-    return out
+    protected = list(protected)
+    for option in ("json", "pdf"):
+        if getattr(args, option):
+            check_output_path(getattr(args, option), protected, f"--{option} output")
+    if args.json and args.pdf and same_file(args.json, args.pdf):
+        raise ForensicsError("--json and --pdf name the same file; give each its own.")
 
 
 def cmd_analyze(args) -> int:
+    from forensics_app.core.evidence import iter_image_files
+    from forensics_app.core.files import printable
     from forensics_app.core.findings import FailedImage
     from forensics_app.core.imageprep import TilingSettings
     from forensics_app.core.pipeline import AnalysisSettings, Engine, analyse_paths
@@ -162,6 +168,13 @@ def cmd_analyze(args) -> int:
     settings = AnalysisSettings(methods=methods, models=tuple(args.model), alpha=args.alpha,
                                 tiling=TilingSettings(max_pixels=args.max_pixels),
                                 runtime=RuntimeSettings(provider=args.provider), extractors=tuple(args.fingerprint))
+    walk = iter_image_files(args.paths)
+    refused = [FailedImage(s.path, f"{printable(s.path.name)} {s.reason}.") for s in walk.skipped if s.refused]
+    left_out = [(s.path, s.reason) for s in walk.skipped if not s.refused]
+    if not walk.files and not refused:
+        raise ForensicsError("No image files found in the given paths" + "".join(
+            f"; {printable(str(path))} {reason}" for path, reason in left_out) + ".")
+    _check_outputs(args, [*walk.files, *(r.path for r in refused), *([args.case] if args.case else [])])
     zoo = _zoo(args)
     engine = Engine(zoo, settings)
     if not engine.models:
@@ -171,13 +184,13 @@ def cmd_analyze(args) -> int:
         if args.max_pixels < side * side:
             raise ForensicsError(f"--max-pixels {args.max_pixels} is below the smallest region {loaded.id} can "
                                  f"analyse ({side} x {side} = {side * side} pixels).")
-    paths = _collect(args.paths)
-    if not paths:
-        raise ForensicsError("No image files found in the given paths.")
     _print(f"{'file':<36} {'verdict':<15} {'model':<10} {'method':<15} {'score':>9} {'p_own':>10} {'p_real':>10}")
 
+    for path, reason in left_out:
+        _print(f"{printable(path.name)[:35]:<36} SKIPPED: {printable(str(path))} {reason}")
+
     def show(result) -> None:
-        name = result.path.name[:35]
+        name = printable(result.path.name)[:35]
         if isinstance(result, FailedImage):
             _print(f"{name:<36} ERROR: {result.error}")
             return
@@ -197,14 +210,17 @@ def cmd_analyze(args) -> int:
 
         with Case.open(Path(args.case)) as case:
             _warn_integrity(case)
-            batch = analyse_into_case(engine, case, paths, on_result=show)
+            if left_out:
+                case.add_skipped(left_out)
+            batch = analyse_into_case(engine, case, [*refused, *walk.files], on_result=show)
         analysed = len(batch.results) - len(batch.failures)
         _print(f"\ncase {args.case}: {analysed - len(batch.reused)} analysed now (the models ran), "
                f"{len(batch.reused)} reused from earlier analyses in the case (the models did not run again)")
     else:
-        batch = analyse_paths(engine, paths, on_result=show)
+        batch = analyse_paths(engine, [*refused, *walk.files], on_result=show)
     info = engine.run_info()
-    _print(f"\n{len(batch.results) - len(batch.failures)} analysed, {len(batch.failures)} failed; "
+    _print(f"\n{len(batch.results) - len(batch.failures)} analysed, {len(batch.failures)} failed, "
+           f"{len(left_out)} skipped; "
            f"provider {', '.join(info['providers'])}; false-attribution rate {args.alpha:g}")
     if args.json or args.pdf:
         from forensics_app.core.report import ReportInput
@@ -212,7 +228,7 @@ def cmd_analyze(args) -> int:
         findings = [r for r in batch.results if not isinstance(r, FailedImage)]
         case_meta = {k: v for k, v in (("case_name", args.case_name), ("examiner", args.examiner)) if v}
         report = ReportInput(case_meta, findings, batch.failures, info, engine.calibrations_in_use(),
-                             cancelled=batch.cancelled)
+                             cancelled=batch.cancelled, skipped=left_out)
         _write_report(report, args.pdf, args.json)
     return EXIT_SOME_FAILED if batch.failures else EXIT_OK
 
@@ -247,9 +263,11 @@ def cmd_gui(args) -> int:
 # -- case ------------------------------------------------------------------------------------
 def _warn_integrity(case) -> bool:
     """Print every changed or missing evidence file; True when there was any."""
+    from forensics_app.core.files import printable
+
     problems = [s for s in case.integrity if s.status != "ok"]
     for s in problems:
-        print(f"WARNING: evidence {s.status.upper()}: {s.path} no longer has the analysed bytes "
+        print(f"WARNING: evidence {s.status.upper()}: {printable(str(s.path))} no longer has the analysed bytes "
               f"(SHA-256 {s.sha256})", file=sys.stderr, flush=True)
     return bool(problems)
 
@@ -264,6 +282,7 @@ def cmd_case_new(args) -> int:
 
 def cmd_case_show(args) -> int:
     from forensics_app.core.case import Case
+    from forensics_app.core.files import printable
 
     with Case.open(Path(args.file)) as case:
         problems = _warn_integrity(case)
@@ -275,11 +294,13 @@ def cmd_case_show(args) -> int:
         for f in case.findings(with_maps=False):
             top = f.candidates[0] if f.candidates else None
             candidate = f"{top.model}/{top.method}" if top else "-"
-            _print(f"{f.path.name[:31]:<32} {f.sha256[:12]:<12} {f.verdict.label:<15} {candidate[:19]:<20} "
-                   f"{_p_columns(top)} "
+            _print(f"{printable(f.path.name)[:31]:<32} {f.sha256[:12]:<12} {f.verdict.label:<15} "
+                   f"{candidate[:19]:<20} {_p_columns(top)} "
                    f"{status[(str(f.path), f.sha256)]:<8} {len(case.notes(f.sha256))}")
         for failed in case.failures():
-            _print(f"{failed.path.name[:31]:<32} ERROR: {failed.error}")
+            _print(f"{printable(failed.path.name)[:31]:<32} ERROR: {failed.error}")
+        for path, reason in case.skipped():
+            _print(f"{printable(path.name)[:31]:<32} SKIPPED: {printable(str(path))} {reason}")
     return EXIT_SOME_FAILED if problems else EXIT_OK
 
 
@@ -296,37 +317,35 @@ def cmd_case_note(args) -> int:
 
 # -- report ----------------------------------------------------------------------------------
 def _write_report(report, pdf: str | None, json_out: str | None) -> None:
+    from forensics_app.core.files import printable, write_atomically
     from forensics_app.core.report import write_pdf
 
     if json_out:
-        Path(json_out).write_text(json.dumps(report.document(), indent=2), encoding="utf-8")
-        _print(f"findings written to {json_out}")
+        write_atomically(json_out, json.dumps(report.document(), indent=2).encode("utf-8"))
+        _print(f"findings written to {printable(json_out)}")
     if pdf:
         written = write_pdf(report, Path(pdf))
-        _print(f"report {written['report_id']} ({written['pages']} pages) written to {pdf}")
+        _print(f"report {written['report_id']} ({written['pages']} pages) written to {printable(pdf)}")
 
 
 def cmd_report_make(args) -> int:
+    from forensics_app.core.case import Case, is_case_file
     from forensics_app.core.report import ReportInput, report_input_from_case
     from forensics_app.core.report_json import read_findings_document
 
     source = Path(args.source)
     if not (args.pdf or args.json):
         raise ForensicsError("Say what to write: --pdf OUT.pdf and/or --json OUT.json.")
+    _check_outputs(args, [source])
     overrides = {k: v for k, v in (("case_name", args.case_name), ("examiner", args.examiner)) if v}
-    try:
-        is_case = source.open("rb").read(16) == b"SQLite format 3\x00"
-    except OSError as exc:
-        raise ForensicsError(f"Cannot read {source}: {exc.strerror}.") from None
-    if is_case:
-        from forensics_app.core.case import Case
-
+    if is_case_file(source):
         with Case.open(source) as case:
             _warn_integrity(case)
             report = report_input_from_case(case, _zoo(args))
         report.case_meta.update(overrides)
     else:
         report = ReportInput.from_document(read_findings_document(source), overrides)
+    _check_outputs(args, [source, *(item.path for item in [*report.findings, *report.failures])])
     _write_report(report, args.pdf, args.json)
     return EXIT_OK
 
@@ -494,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):  # a file name with bytes that are not UTF-8 must not end the run
+        sys.stdout.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -504,6 +525,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as command line tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the final flush at exit cannot fail again
+        return EXIT_BROKEN_PIPE
     except Exception:
         traceback.print_exc()
         print("error: an unexpected internal error occurred (details above); please report it.", file=sys.stderr)

@@ -389,7 +389,7 @@ def test_real_greyscale_photo_becomes_three_equal_channels():
 
 # ---------------------------------------------------------------------------------------------- folders
 
-def test_iter_image_files_walks_filters_sorts_and_reports(tmp_path: Path):
+def test_iter_image_files_walks_filters_sorts_and_reports_every_entry_left_out(tmp_path: Path):
     png = encode(noise_image(), "PNG")
     (tmp_path / "case" / "sub").mkdir(parents=True)
     (tmp_path / "case" / ".hidden-dir").mkdir()
@@ -400,17 +400,27 @@ def test_iter_image_files_walks_filters_sorts_and_reports(tmp_path: Path):
     (tmp_path / "case" / "sub" / "loop").symlink_to(tmp_path / "case")  # a folder link back to an ancestor
     (tmp_path / "case" / "dangling.gif").symlink_to(tmp_path / "nowhere.gif")
     (tmp_path / "case" / "again.png").symlink_to(tmp_path / "case" / "a.png")  # the same file twice
+    (tmp_path / "case" / "self.png").symlink_to(tmp_path / "case" / "self.png")  # a link to itself
+    os.mkfifo(tmp_path / "case" / "pipe.png")
+    os.mkfifo(tmp_path / "case" / "pipe-without-extension")
     explicit = tmp_path / "chosen.data"
     explicit.write_bytes(png)
 
-    files, problems = iter_image_files([tmp_path / "case", explicit, tmp_path / "missing"])
+    files, skipped = iter_image_files([tmp_path / "case", explicit, tmp_path / "missing"])
 
     names = [p.relative_to(tmp_path).as_posix() for p in files]
     assert names == ["case/a.png", "case/b.JPG", "case/c.Tiff", "case/сканы.webp", "case/sub/z.heic",
-                     "chosen.data"]
-    reasons = {p.name: reason for p, reason in problems}
-    assert reasons == {"dangling.gif": "is a broken link: the file it points to does not exist",
-                       "missing": "does not exist"}
+                     "chosen.data", "missing"]  # named explicitly: taken, the intake says why it is refused
+    reasons = {p.relative_to(tmp_path).as_posix(): (reason, refused) for p, reason, refused in skipped}
+    assert reasons == {
+        "case/.hidden-dir": ("is a hidden folder (its name starts with '.'): not searched", False),
+        "case/.hidden.png": ("is a hidden file (its name starts with '.'): not analysed", False),
+        "case/dangling.gif": ("is a broken link: the file it points to does not exist", True),
+        "case/self.png": ("is a link loop (following its links leads back to them)", True),
+        "case/pipe.png": ("is not a regular file (it is a device, pipe or socket)", True),
+        "case/again.png": (f"is the same file as {tmp_path / 'case' / 'a.png'}: analysed once", False),
+        "case/sub/loop": (f"leads to the folder {tmp_path / 'case'}, already searched", False),
+    }
 
 
 def test_iter_image_files_accepts_string_paths_and_empty_folders(tmp_path: Path):

@@ -156,3 +156,13 @@ def test_analyze_shows_the_fingerprint_reading_in_the_table_and_the_report(insta
 
     text = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(tmp_path / "r.pdf").pages)
     assert f"Learned fingerprint {name} (shown, never votes)" in text and f"extractor {name}" in text
+
+
+def test_verify_re_reads_the_fingerprints_a_run_recorded(installed_zoo, tmp_path):
+    from conftest import save_png
+
+    image = save_png(real_crop("baboon.png", 128), tmp_path / "photo.png")
+    findings = tmp_path / "findings.json"
+    home = ["--home", str(installed_zoo.home)]
+    assert cli_main([*home, "analyze", str(image), "--fingerprint", sorted(SHIPPED)[0], "--json", str(findings)]) == 0
+    assert cli_main([*home, "report", "verify", str(findings)]) == 0  # the reading is re-made, not "absent"

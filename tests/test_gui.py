@@ -8,6 +8,7 @@ real scores above 2.6. The window must show whatever the engine decided.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -358,3 +359,24 @@ def test_the_top_ranked_candidates_map_is_shown_first(qtbot):
     panel.show_result(AnalysedImage(findings, prepare_display(rgb8, findings), {}, {}))
     assert panel.map_choice.currentData() == ("b-model", "aedr", "first_reconstruction_error")
     assert panel.map_choice.count() == 2
+
+
+def test_a_dropped_folder_is_walked_by_the_core_walker_and_every_entry_left_out_is_shown(qtbot, window, images,
+                                                                                          tmp_path):
+    folder = tmp_path / "awkward"
+    folder.mkdir()
+    (folder / "photo.png").write_bytes(images["real"].read_bytes())
+    (folder / ".hidden.png").write_bytes(images["real"].read_bytes())
+    (folder / "same.png").symlink_to(folder / "photo.png")  # the same file twice: analysed once
+    (folder / "loop").symlink_to(folder)  # a folder link back to itself
+    (folder / "broken.png").symlink_to(folder / "nowhere.png")
+    os.mkfifo(folder / "pipe.png")  # Qt's reader would have waited on it forever for a thumbnail
+    drop(window, [folder])
+    wait_finished(qtbot, window)
+    by_name = {item.path.name: item for item in window.evidence.items}
+    assert set(by_name) == {"photo.png", "broken.png", "pipe.png"}
+    assert by_name["photo.png"].status == DONE
+    assert by_name["pipe.png"].message == "pipe.png is not a regular file (it is a device, pipe or socket)."
+    assert by_name["broken.png"].status == REFUSED
+    log = window.log_view.toPlainText()
+    assert "Skipped" in log and ".hidden.png" in log and "same.png" in log and "already searched" in log

@@ -267,6 +267,26 @@ def test_verify_checks_the_calibrations_also_when_the_evidence_is_missing(report
     assert not [d for d in differences if d.item.startswith("calibration")]  # installed and unchanged
 
 
+@pytest.mark.parametrize("edit, what", [
+    (lambda d: d["images"][0]["metadata"].update(declares_ai=True), "metadata declares_ai"),
+    (lambda d: d["images"][0]["candidates"][0]["calibration"].update(n_real=5000), "calibration n_real"),
+    (lambda d: d["images"][0]["candidates"][0].update(model_name="Another generator"), "model_name"),
+    (lambda d: d["run"]["models"][0].update(display_name="Another generator"), "models[0] display_name"),
+    (lambda d: d["run"]["methods"][0].update(title="Another method"), "methods[0] title"),
+])
+def test_verify_finds_every_edited_field_even_with_the_content_hash_recomputed(report_zoo, report, edit, what):
+    from forensics_app.core.report_json import content_sha256
+
+    doc = json.loads(json.dumps(report.document()))
+    doc["images"] = doc["images"][:1]
+    doc["content_sha256"] = content_sha256(doc)
+    assert verify_document(doc, report_zoo).identical
+    edit(doc)
+    doc["content_sha256"] = content_sha256(doc)  # a careful forger recomputes the hash
+    differences = verify_document(doc, report_zoo).differences
+    assert [d.what for d in differences if what in d.what], [d.line() for d in differences]
+
+
 def test_report_make_from_a_case_file_has_maps_and_notes(report_zoo, engine, evidence, tmp_path, capsys):
     from forensics_app.core.case import Case, analyse_into_case
 

@@ -116,7 +116,7 @@ def load_calibrations(path: Path) -> dict[str, Calibration]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         return {name: Calibration.from_dict(d) for name, d in doc["methods"].items()}
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:  # any shape
         raise ForensicsError(f"Calibration file {path} is unreadable ({type(exc).__name__}: {exc}).") from None
 
 

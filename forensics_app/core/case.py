@@ -14,13 +14,21 @@ so files made by older versions open and are upgraded in place):
 - failures: files that could not be analysed, with the plain-language message
 - notes: examiner notes per evidence sha256; append-only, like a paper case file
 - integrity_checks: every re-hash of the evidence files when the case is opened: ok / changed / missing
+- skipped: folder entries an analysis's walk left out without analysing them, with the reason
+
+Paths are stored exactly: as text when they are valid Unicode, otherwise as their bytes (a BLOB), so a
+file name that is not valid UTF-8 is kept as it is on disk.
 
 Maps are stored as float16 (relative error below 0.05 %, far finer than a colour map shows; scores are
 computed at full precision before storage) unless a value lies outside float16's range, then float32;
 they always come back as float32.
 
 Crash safety: WAL journal with synchronous=FULL, and every analysed item is written in one transaction,
-so a killed process loses at most the item in flight.
+so a killed process loses at most the item in flight. Two processes may analyse into one case: a
+reading identical to the latest stored one is not stored again (checked inside the writing transaction).
+
+Nothing is written to a file before its header says it is a case file (SQLite with APPLICATION_ID): any
+other database, an empty file, a pipe or a device is refused untouched.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +53,7 @@ import numpy as np
 from forensics_app import __version__
 from forensics_app.core.errors import ForensicsError
 from forensics_app.core.evidence import load_evidence, sha256_of_file
+from forensics_app.core.files import open_regular_file, printable
 from forensics_app.core.findings import CandidateFinding, FailedImage, ImageFindings, Verdict, absolute_path
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, ProgressCallback, no_progress
 from forensics_app.core.methods.base import MethodResult
@@ -86,6 +96,10 @@ MIGRATIONS = [
     CREATE INDEX notes_sha256 ON notes (sha256);
     CREATE TABLE integrity_checks (id INTEGER PRIMARY KEY, checked TEXT NOT NULL, path TEXT NOT NULL,
                                    sha256 TEXT NOT NULL, status TEXT NOT NULL);
+    """,
+    # 1 -> 2: folder entries a walk left out (hidden, duplicates, ...), so the case says what it did not analyse
+    """
+    CREATE TABLE skipped (id INTEGER PRIMARY KEY, path NOT NULL, reason TEXT NOT NULL, recorded TEXT NOT NULL);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -156,6 +170,35 @@ def maps_from_blob(blob: bytes) -> dict[str, np.ndarray]:
         return {name: npz[name].astype(np.float32) for name in npz.files}
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def is_case_file(path: Path) -> bool:
+    """True when `path` is a regular file whose SQLite header carries the case application id; reads
+    100 bytes and writes nothing (a pipe or device is never read)."""
+    try:
+        with open_regular_file(path) as fh:
+            header = fh.read(100)
+    except OSError:
+        return False
+    application_id = int.from_bytes(header[68:72], "big")  # where SQLite keeps PRAGMA application_id
+    return len(header) == 100 and header[:16] == _SQLITE_MAGIC and application_id == APPLICATION_ID
+
+
+def _path_value(path: Path) -> str | bytes:
+    """A path as stored: absolute, as text when it is valid Unicode, else its exact bytes (see the module doc)."""
+    text = str(absolute_path(path))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def _path_of(value: str | bytes) -> Path:
+    return Path(os.fsdecode(value) if isinstance(value, bytes) else value)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
@@ -193,8 +236,9 @@ class Case:
         path = Path(path)
         if not name.strip() or not examiner.strip():
             raise ForensicsError("A case needs a name and an examiner.")
-        if path.exists():
-            raise ForensicsError(f"{path} already exists; open it instead, or choose another file name.")
+        if os.path.lexists(path):  # a broken link too: SQLite would create the file wherever it points
+            raise ForensicsError(f"{printable(str(path))} already exists; open it instead, or choose another "
+                                 "file name.")
         if not path.parent.is_dir():
             raise ForensicsError(f"The folder {path.parent} does not exist.")
         conn = _connect(path)
@@ -206,20 +250,23 @@ class Case:
                              [("name", name.strip()), ("examiner", examiner.strip()),
                               ("created", datetime.now(timezone.utc).isoformat(timespec="seconds")),
                               ("created_with", f"forensics-app {__version__}")])
+        # into the main file now: until then the header that identifies a case is only in the WAL, and
+        # another process opening the case meanwhile would take it for a foreign file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return case
 
     @classmethod
     def open(cls, path: str | Path) -> Case:
         """Open (and upgrade) a case file, then re-hash every evidence file: see ``integrity``."""
         path = Path(path)
-        if not path.is_file():
-            raise ForensicsError(f"No case file at {path}. Create one with: forensics-app case new {path} "
-                                 "--name NAME --examiner NAME")
+        if not os.path.lexists(path):
+            raise ForensicsError(f"No case file at {printable(str(path))}. Create one with: forensics-app case new "
+                                 f"{printable(str(path))} --name NAME --examiner NAME")
+        if not is_case_file(path):  # before connecting: SQLite would switch any database to WAL
+            raise ForensicsError(f"{printable(str(path))} is not a forensics-app case file; it was not changed.")
         conn = _connect(path)
         case = cls(path, conn)
         try:
-            if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
-                raise ForensicsError(f"{path} is not a forensics-app case file.")
             _migrate(conn, path)
             case.check_evidence()
         except sqlite3.DatabaseError as exc:
@@ -267,7 +314,7 @@ class Case:
         """Re-hash every evidence file and record the outcome; changed or missing files are logged loudly."""
         statuses = []
         for row in self._query("SELECT path, sha256 FROM evidence ORDER BY id"):
-            path = Path(row["path"])
+            path = _path_of(row["path"])
             try:
                 status = OK if sha256_of_file(path) == row["sha256"] else CHANGED
             except OSError:  # gone, or no longer readable: either way the analysed bytes cannot be shown
@@ -278,14 +325,15 @@ class Case:
         checked = utc_now()
         with self._transaction() as conn:
             conn.executemany("INSERT INTO integrity_checks (checked, path, sha256, status) VALUES (?, ?, ?, ?)",
-                             [(checked, str(s.path), s.sha256, s.status) for s in statuses])
+                             [(checked, _path_value(s.path), s.sha256, s.status) for s in statuses])
         self.integrity = statuses
         return statuses
 
     def evidence_status(self) -> list[EvidenceStatus]:
         """Every evidence item with its status from the last check (on open); items added since are ok."""
-        checked = {(str(s.path), s.sha256): s.status for s in self.integrity}
-        return [EvidenceStatus(Path(row["path"]), row["sha256"], checked.get((row["path"], row["sha256"]), OK))
+        checked = {(s.path, s.sha256): s.status for s in self.integrity}
+        return [EvidenceStatus(_path_of(row["path"]), row["sha256"],
+                               checked.get((_path_of(row["path"]), row["sha256"]), OK))
                 for row in self._query("SELECT path, sha256 FROM evidence ORDER BY id")]
 
     def resolve_sha256(self, prefix: str) -> str:
@@ -300,21 +348,43 @@ class Case:
 
     # -- writing analyses -------------------------------------------------------------------------
     def add_findings(self, findings: ImageFindings, run_info: dict, started: str | None = None,
-                     finished: str | None = None) -> None:
-        """Store one analysed item (evidence, cached results with maps, calibrated readings, verdict) atomically."""
+                     finished: str | None = None, *, unless_current: bool = False) -> bool:
+        """Store one analysed item (evidence, cached results with maps, calibrated readings, verdict) atomically.
+
+        ``unless_current``: store no new analysis when the latest stored one of this file already says
+        exactly this (the cached results are still kept). It is decided inside the writing transaction,
+        so two processes analysing the same file into one case store it once. Returns whether an
+        analysis was stored."""
         finished = finished or utc_now()
         started = started or finished
         models = {m["id"]: m for m in run_info["models"]}
         info_json = canonical_json(run_info)
         facts = findings.facts
+        path = _path_value(findings.path)
         with self._transaction() as conn:
             conn.execute("INSERT OR IGNORE INTO evidence (path, sha256, size_bytes, format, width, height, "
                          "facts_json, metadata_json, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (str(absolute_path(findings.path)), findings.sha256, facts.get("size_bytes"), facts.get("format"),
+                         (path, findings.sha256, facts.get("size_bytes"), facts.get("format"),
                           facts.get("width"), facts.get("height"), json.dumps(facts), json.dumps(findings.metadata),
                           finished))
+            keys = []
+            for c in findings.candidates:
+                model = models[c.model]
+                keys.append(result_key(findings.sha256, model["model_hash"], c.method, c.method_version,
+                                       analysis_parameters(c.parameters, run_info)))
+                maps = {name: array for (m, meth, name), array in findings.maps.items()
+                        if (m, meth) == (c.model, c.method)}
+                conn.execute(
+                    "INSERT OR IGNORE INTO results (key, evidence_sha256, model_hash, method, method_version, "
+                    "parameters_json, score, components_json, provider, seconds, maps, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (keys[-1], findings.sha256, model["model_hash"], c.method, c.method_version,
+                     canonical_json(analysis_parameters(c.parameters, run_info)), c.score, json.dumps(c.components),
+                     c.provider, c.seconds, maps_to_blob(maps), finished))
+            if unless_current and self.is_current(findings):
+                return False
             evidence_id = conn.execute("SELECT id FROM evidence WHERE path = ? AND sha256 = ?",
-                                       (str(absolute_path(findings.path)), findings.sha256)).fetchone()[0]
+                                       (path, findings.sha256)).fetchone()[0]
             digest = hashlib.sha256(info_json.encode("utf-8")).hexdigest()
             conn.execute("INSERT OR IGNORE INTO run_infos (digest, json) VALUES (?, ?)", (digest, info_json))
             run_info_id = conn.execute("SELECT id FROM run_infos WHERE digest = ?", (digest,)).fetchone()[0]
@@ -323,19 +393,8 @@ class Case:
                 "verdict_model, verdict_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (evidence_id, run_info_id, started, finished, json.dumps(findings.region), findings.verdict.label,
                  findings.verdict.model, json.dumps(dataclasses.asdict(findings.verdict)))).lastrowid
-            for rank, c in enumerate(findings.candidates):
+            for rank, (c, key) in enumerate(zip(findings.candidates, keys)):
                 model = models[c.model]
-                key = result_key(findings.sha256, model["model_hash"], c.method, c.method_version,
-                                 analysis_parameters(c.parameters, run_info))
-                maps = {name: array for (m, meth, name), array in findings.maps.items()
-                        if (m, meth) == (c.model, c.method)}
-                conn.execute(
-                    "INSERT OR IGNORE INTO results (key, evidence_sha256, model_hash, method, method_version, "
-                    "parameters_json, score, components_json, provider, seconds, maps, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key, findings.sha256, model["model_hash"], c.method, c.method_version,
-                     canonical_json(analysis_parameters(c.parameters, run_info)), c.score, json.dumps(c.components),
-                     c.provider, c.seconds, maps_to_blob(maps), finished))
                 conn.execute(
                     "INSERT INTO readings (analysis_id, rank, result_key, model, model_hash, weights_json, onnx_json, "
                     "method, method_version, score, p_value, p_real, status, candidate_json) "
@@ -343,16 +402,28 @@ class Case:
                     (analysis_id, rank, key, c.model, model["model_hash"], json.dumps(model["weights"]),
                      json.dumps(model["onnx"]), c.method, c.method_version, c.score, c.p_value, c.p_real, c.status,
                      json.dumps(dataclasses.asdict(c))))
+        return True
 
     def add_failure(self, path: str | Path, error: str) -> None:
-        path = absolute_path(Path(path))
         try:
             sha256 = sha256_of_file(path)
         except OSError:
             sha256 = None
         with self._transaction() as conn:
             conn.execute("INSERT INTO failures (path, sha256, error, recorded) VALUES (?, ?, ?, ?)",
-                         (str(path), sha256, error, utc_now()))
+                         (_path_value(path), sha256, error, utc_now()))
+
+    def add_skipped(self, entries: Iterable[tuple[Path, str]]) -> None:
+        """Record folder entries a walk left out, each (path, reason), in one transaction."""
+        recorded = utc_now()
+        with self._transaction() as conn:
+            conn.executemany("INSERT INTO skipped (path, reason, recorded) VALUES (?, ?, ?)",
+                             [(_path_value(path), reason, recorded) for path, reason in entries])
+
+    def skipped(self) -> list[tuple[Path, str]]:
+        """Every (path, reason) ever recorded as left out by a walk, once each, first recorded first."""
+        rows = self._query("SELECT path, reason FROM skipped GROUP BY path, reason ORDER BY MIN(id)")
+        return [(_path_of(row["path"]), row["reason"]) for row in rows]
 
     def cached_result(self, key: str) -> MethodResult | None:
         rows = self._query("SELECT * FROM results WHERE key = ?", (key,))
@@ -386,7 +457,8 @@ class Case:
                     blob = self._query("SELECT maps FROM results WHERE key = ?", (reading["result_key"],))[0][0]
                     for name, array in maps_from_blob(blob).items():
                         maps[(candidate.model, candidate.method, name)] = array
-            out.append(ImageFindings(path=Path(row["path"]), sha256=row["sha256"], facts=json.loads(row["facts_json"]),
+            out.append(ImageFindings(path=_path_of(row["path"]), sha256=row["sha256"],
+                                     facts=json.loads(row["facts_json"]),
                                      region=json.loads(row["region_json"]),
                                      verdict=Verdict(**json.loads(row["verdict_json"])), candidates=candidates,
                                      metadata=json.loads(row["metadata_json"]), maps=maps))
@@ -400,7 +472,7 @@ class Case:
             later = self._query("SELECT 1 FROM analyses a JOIN evidence e ON e.id = a.evidence_id "
                                 "WHERE e.path = ? AND a.finished > ?", (row["path"], row["recorded"]))
             if not later:
-                out.append(FailedImage(Path(row["path"]), row["error"]))
+                out.append(FailedImage(_path_of(row["path"]), row["error"]))
         return out
 
     def run_info(self) -> list[dict]:
@@ -411,7 +483,7 @@ class Case:
 
     def history(self) -> list[AnalysisRecord]:
         """Every analysis ever stored in this case, oldest first."""
-        return [AnalysisRecord(Path(row["path"]), row["sha256"], row["started"], row["finished"],
+        return [AnalysisRecord(_path_of(row["path"]), row["sha256"], row["started"], row["finished"],
                                row["verdict_label"], json.loads(row["json"]))
                 for row in self._query("SELECT a.started, a.finished, a.verdict_label, e.path, e.sha256, r.json "
                                        "FROM analyses a JOIN evidence e ON e.id = a.evidence_id "
@@ -421,13 +493,16 @@ class Case:
         """True when the latest stored analysis of this file says exactly the same (nothing new to store)."""
         rows = self._query("SELECT a.id, a.verdict_json, a.region_json FROM analyses a "
                            "JOIN evidence e ON e.id = a.evidence_id WHERE e.path = ? AND e.sha256 = ? "
-                           "ORDER BY a.id DESC LIMIT 1", (str(absolute_path(findings.path)), findings.sha256))
+                           "ORDER BY a.id DESC LIMIT 1", (_path_value(findings.path), findings.sha256))
         if not rows:
             return False
-        stored = [json.loads(r["candidate_json"]) for r in self._readings(rows[0]["id"])]
+        def reading(candidate: dict) -> dict:  # how long a method took is no part of what it found
+            return {k: v for k, v in candidate.items() if k != "seconds"}
+
+        stored = [reading(json.loads(r["candidate_json"])) for r in self._readings(rows[0]["id"])]
         return (json.loads(rows[0]["verdict_json"]) == dataclasses.asdict(findings.verdict)
                 and json.loads(rows[0]["region_json"]) == findings.region
-                and stored == [json.loads(json.dumps(dataclasses.asdict(c))) for c in findings.candidates])
+                and stored == [reading(json.loads(json.dumps(dataclasses.asdict(c)))) for c in findings.candidates])
 
     # -- notes ------------------------------------------------------------------------------------
     def add_note(self, sha256: str, text: str, author: str | None = None) -> None:
@@ -491,8 +566,7 @@ def analyse_into_case(engine, case: Case, paths: Iterable[Path], progress: Progr
         if isinstance(result, FailedImage):
             case.add_failure(result.path, result.error)
         else:
-            if cached_engine.ran_method or not case.is_current(result):
-                case.add_findings(result, run_info, started=cached_engine.started)
+            case.add_findings(result, run_info, started=cached_engine.started, unless_current=True)
             if not cached_engine.ran_method:
                 reused.append(result.path)
         on_result(result)

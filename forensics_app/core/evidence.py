@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import io
 import os
-import stat
 import struct
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from forensics_app.core.errors import EvidenceError
+from forensics_app.core.files import NotARegularFile, open_regular_file, printable
+from forensics_app.core.imageprep import Region, crop
 from forensics_app.core.provenance import read_provenance
 
 
@@ -62,9 +65,12 @@ class Evidence:
     frame_count: int = 1  # frames, pages or pictures in the file; only the first (primary) is analysed
     jpeg_standard_tables: bool | None = None  # JPEG: tables are exactly libjpeg's (IJG) for some quality
 
-    def rgb01(self) -> np.ndarray:
-        """Pixels as float32 in [0, 1], shape (H, W, 3)."""
-        return self.rgb.astype(np.float32) / 255.0
+    def rgb01(self, region: Region | None = None) -> np.ndarray:
+        """Pixels as float32 in [0, 1], shape (H, W, 3); of `region` only when one is given: cropped before
+        converting, so a large image is never copied whole as floats (4 bytes per sample)."""
+        pixels = (self.rgb if region is None else crop(self.rgb, region)).astype(np.float32)
+        pixels /= 255.0  # in place: one float copy, not two
+        return pixels
 
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF", "HEIF", "AVIF")
@@ -94,8 +100,9 @@ def sha256_of_bytes(data: bytes) -> str:
 
 
 def sha256_of_file(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a regular file's bytes; OSError (NotARegularFile included) when it cannot be read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular_file(path) as fh:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -117,29 +124,24 @@ def read_evidence_bytes(path: Path, limits: IntakeLimits = IntakeLimits()) -> by
     """The exact bytes of a regular file, opened read-only; refuses folders, devices, pipes and huge files."""
     name = _display_name(path)
     if path.is_symlink() and not path.exists():
-        raise EvidenceError(f"{name} is a broken link: the file it points to does not exist.")
-    if path.is_dir():  # checked before opening: Windows refuses to open a folder as "permission denied"
-        raise EvidenceError(f"{name} is a folder, not an image file.")
-    # O_NONBLOCK: opening a named pipe must not hang waiting for a writer (it is refused below).
-    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+        raise EvidenceError(f"{name} {_missing_reason(path)}.")
     try:
-        fd = os.open(path, flags)
+        with open_regular_file(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limits.max_file_bytes:
+                raise EvidenceError(_too_large_message(name, size, limits))
+            data = fh.read(limits.max_file_bytes + 1)
+    except NotARegularFile:
+        raise EvidenceError(f"{name} is a folder, not an image file." if path.is_dir() else
+                            f"{name} {_NOT_REGULAR}.") from None
     except FileNotFoundError:
         raise EvidenceError(f"{name} does not exist (check the path).") from None
     except PermissionError:
         raise EvidenceError(f"{name} cannot be read: permission denied.") from None
     except OSError as exc:
-        raise EvidenceError(f"{name} cannot be opened: {exc.strerror or exc}.") from None
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())  # of the opened file itself, so it cannot be swapped in between
-        if not stat.S_ISREG(info.st_mode):
-            raise EvidenceError(f"{name} is not a regular file (it is a device, pipe or socket).")
-        if info.st_size > limits.max_file_bytes:
-            raise EvidenceError(_too_large_message(name, info.st_size, limits))
-        try:
-            data = fh.read(limits.max_file_bytes + 1)
-        except OSError as exc:
-            raise EvidenceError(f"{name} cannot be read: {exc.strerror or exc}.") from None
+        if exc.errno == errno.ELOOP:
+            raise EvidenceError(f"{name} {_LINK_LOOP}.") from None
+        raise EvidenceError(f"{name} cannot be read: {exc.strerror or exc}.") from None
     if len(data) > limits.max_file_bytes:  # the file grew while being read
         raise EvidenceError(_too_large_message(name, len(data), limits))
     return data
@@ -261,7 +263,7 @@ def _to_rgb(name: str, img: Image.Image, bit_depth: int, notes: list[str]) -> np
         return np.ascontiguousarray(rgba[..., :3])
     if img.mode == "CMYK":
         notes.append("CMYK converted to RGB with a simple formula (no colour profile applied)")
-    return np.ascontiguousarray(np.asarray(img.convert("RGB")))
+    return np.ascontiguousarray(np.asarray(img if img.mode == "RGB" else img.convert("RGB")))  # no copy to convert
 
 
 def _stored_bit_depth(fmt: str, img: Image.Image) -> int:
@@ -307,6 +309,28 @@ def open_image(data: bytes, fmt: str, name: str = "The file") -> Image.Image:
         _register_heif_decoder(name)
     Image.init()  # Image.open(formats=...) fails on a plugin not yet imported; this imports them all once
     return Image.open(io.BytesIO(data), formats=_PILLOW_DECODERS[fmt])
+
+
+def preview_image(data: bytes, max_side: int, limits: IntakeLimits = IntakeLimits()) -> Image.Image | None:
+    """A small RGB preview of image bytes, for display only (thumbnails in the window and the report).
+
+    Decoded like evidence: only by the decoder pinned for the format the content shows, and only when
+    the header's size is within `limits` (a 10000x10000 image of zeros is not expanded to preview it).
+    None when the bytes are not a supported, sound image."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
+            with open_image(data, fmt) as img:
+                _check_dimensions("", img.width, img.height, limits)
+                img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced size
+                preview = img.convert("RGB")
+    except (EvidenceError, MemoryError, Image.DecompressionBombError, *_DECODE_ERRORS):
+        return None
+    preview.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return preview
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -488,69 +512,108 @@ def _ijg_table(base: list[int], quality: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- folders
 
-def iter_image_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Image files named by `paths` (files as given, folders walked) and (path, problem) for the rest.
+class Skipped(NamedTuple):
+    """A folder entry the walk did not take, and why."""
 
-    Folders are walked recursively in sorted order, keeping files whose extension is in
-    IMAGE_EXTENSIONS (any case) and skipping hidden names (starting with "."). Links to folders are
-    followed, but a folder already visited is not entered again, so link loops end. A file reached
-    twice (directly and through a link) is listed once.
+    path: Path
+    reason: str  # completes a sentence after the name: "pipe.png is not a regular file (...)"
+    refused: bool  # True: an input that cannot be read (a failure); False: left out by the walk's rules
+
+
+class FolderWalk(NamedTuple):
+    files: list[Path]
+    skipped: list[Skipped]
+
+
+_LINK_LOOP = "is a link loop (following its links leads back to them)"
+_NOT_REGULAR = "is not a regular file (it is a device, pipe or socket)"
+
+
+def iter_image_files(paths: Iterable[str | Path]) -> FolderWalk:
+    """Image files named by `paths` (files as given, folders walked) and every entry left out, with why.
+
+    Files named explicitly are always taken (the intake explains a refusal). Folders are walked
+    recursively in sorted order, keeping files whose extension is in IMAGE_EXTENSIONS (any case);
+    everything else the walk meets with such an extension, and every folder it does not enter, is
+    listed in ``skipped``: hidden names (starting with "."), devices, pipes, sockets, broken links,
+    link loops, unreadable folders, a folder reached again through a link (so link loops end) and a
+    file reached a second time (listed once).
     """
     files: list[Path] = []
-    problems: list[tuple[Path, str]] = []
-    seen: set[str] = set()
+    skipped: list[Skipped] = []
+    first_seen: dict[tuple[int, int], Path] = {}
 
     def add(candidate: Path) -> None:
-        key = os.path.realpath(candidate)
-        if key not in seen:
-            seen.add(key)
+        try:
+            info = os.stat(candidate)
+        except OSError:  # named explicitly but unreadable: the intake says why
+            files.append(candidate)
+            return
+        key = (info.st_dev, info.st_ino)
+        if key in first_seen:
+            first = printable(str(first_seen[key]))
+            skipped.append(Skipped(candidate, f"is the same file as {first}: analysed once", False))
+        else:
+            first_seen[key] = candidate
             files.append(candidate)
 
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for candidate in _walk_folder(path, problems):
+            for candidate in _walk_folder(path, skipped):
                 add(candidate)
-        elif path.is_file():
-            add(path)
         else:
-            problems.append((path, _missing_reason(path)))
-    return files, problems
+            add(path)
+    return FolderWalk(files, skipped)
 
 
-def _walk_folder(root: Path, problems: list[tuple[Path, str]]) -> Iterable[Path]:
-    visited: set[tuple[int, int]] = set()
+def _walk_folder(root: Path, skipped: list[Skipped]) -> Iterable[Path]:
+    entered: dict[tuple[int, int], str] = {}
 
     def unreadable(exc: OSError) -> None:
-        problems.append((Path(exc.filename), f"folder cannot be read: {exc.strerror or exc}"))
+        skipped.append(Skipped(Path(exc.filename), f"is a folder that cannot be read ({exc.strerror or exc})", True))
 
     for folder, subfolders, names in os.walk(root, followlinks=True, onerror=unreadable):
         try:
             info = os.stat(folder)
         except OSError as exc:
             unreadable(exc)
-            continue
-        if (info.st_dev, info.st_ino) in visited:  # reached again through a link: a loop or a duplicate
             subfolders[:] = []
             continue
-        visited.add((info.st_dev, info.st_ino))
+        key = (info.st_dev, info.st_ino)
+        if key in entered:  # reached again through a link: a loop or a second way in
+            skipped.append(Skipped(Path(folder), f"leads to the folder {printable(entered[key])}, already searched",
+                                   False))
+            subfolders[:] = []
+            continue
+        entered[key] = folder
+        for name in sorted(d for d in subfolders if d.startswith(".")):
+            skipped.append(Skipped(Path(folder, name), "is a hidden folder (its name starts with '.'): not searched",
+                                   False))
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         for name in sorted(names):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+            if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
             candidate = Path(folder, name)
-            if candidate.is_file():
+            if name.startswith("."):
+                skipped.append(Skipped(candidate, "is a hidden file (its name starts with '.'): not analysed", False))
+            elif candidate.is_file():
                 yield candidate
             else:
-                problems.append((candidate, _missing_reason(candidate)))
+                skipped.append(Skipped(candidate, _missing_reason(candidate), True))
 
 
 def _missing_reason(path: Path) -> str:
-    if path.is_symlink() and not path.exists():
-        return "is a broken link: the file it points to does not exist"
-    if path.exists():
-        return "is not a regular file (it is a device, pipe or socket)"
-    return "does not exist"
+    """Why a path that is not a readable regular file cannot be analysed (after a name)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _LINK_LOOP
+        if path.is_symlink():
+            return "is a broken link: the file it points to does not exist"
+        return "does not exist"
+    return _NOT_REGULAR
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -596,7 +659,7 @@ def _file_size(size: int) -> str:
 
 
 def _display_name(path: Path) -> str:
-    return path.name or str(path)
+    return printable(path.name or str(path))
 
 
 def _plain(exc: BaseException) -> str:

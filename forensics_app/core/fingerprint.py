@@ -60,9 +60,15 @@ class FingerprintReading:
 class Extractor:
     def __init__(self, manifest: Manifest, onnx_path: Path, sessions: SessionCache | None = None):
         self.manifest = manifest
-        self.classes: tuple[str, ...] = tuple(manifest.extra["classes"])
-        self.calibration: dict = manifest.extra.get("calibration", {})
-        self.threshold = float(self.calibration.get("threshold", 1.0))
+        classes, calibration = manifest.extra.get("classes"), manifest.extra.get("calibration", {})
+        threshold = calibration.get("threshold", 1.0) if isinstance(calibration, dict) else None
+        if (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)
+                or not isinstance(threshold, (int, float)) or isinstance(threshold, bool)):
+            raise ZooError(f"The extractor manifest {manifest.id} is malformed: it needs 'classes' (a list of names) "
+                           "and a [calibration] table whose 'threshold' is a number.")
+        self.classes: tuple[str, ...] = tuple(classes)
+        self.calibration: dict = calibration
+        self.threshold = float(threshold)
         self._session = (sessions or default_session_cache()).get(onnx_path)
 
     @property

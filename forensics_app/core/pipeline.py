@@ -23,7 +23,7 @@ from forensics_app.core.findings import (CONSISTENT, REJECTED, UNDECIDED, Candid
                                          absolute_path)
 from forensics_app.core.fingerprint import candidate_finding as fingerprint_candidate
 from forensics_app.core.fingerprint import find_extractor
-from forensics_app.core.imageprep import TilingSettings, analysis_region, crop
+from forensics_app.core.imageprep import TilingSettings, analysis_region
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
 from forensics_app.core.methods import DEFAULT_METHODS, get_method
 from forensics_app.core.methods.base import MethodResult
@@ -171,12 +171,11 @@ class Engine:
         maps, reconstructions = {}, {}
         steps = max(1, len(self.models) * len(self.methods))
         region = None
-        rgb01 = evidence.rgb01()
         for i, loaded in enumerate(self.models):
             manifest = loaded.installed.manifest
             region = analysis_region(evidence.height, evidence.width, manifest.spatial_factor,
                                      self.settings.tiling, self.settings.intake.min_side)
-            image = crop(rgb01, region)
+            image = evidence.rgb01(region)
             for j, method in enumerate(self.methods):
                 cancel.raise_if_cancelled()
                 step = i * len(self.methods) + j
@@ -209,9 +208,7 @@ class Engine:
         heavy_jpeg = traces.condition == JPEG_TRACES or (evidence.jpeg_quality or 100) < HEAVY_JPEG_QUALITY
         verdict = decide(candidates, self.settings.alpha, names, evidence.jpeg_quality, heavy_jpeg, context)
         # fingerprints are shown and ranked but never vote: they are added after the verdict
-        if self.extractors:
-            rgb01 = evidence.rgb01()
-            candidates += [fingerprint_candidate(e, rgb01, self.settings.alpha) for e in self.extractors]
+        candidates += [fingerprint_candidate(e, evidence.rgb01(), self.settings.alpha) for e in self.extractors]
         facts = evidence_facts(evidence) | {"pixel_traces": traces.to_dict()}
         return ImageFindings(path=evidence.path, sha256=evidence.sha256, facts=facts,
                              region=region.to_dict() if region else {}, verdict=verdict, candidates=rank(candidates),
@@ -307,14 +304,20 @@ class BatchResult:
         return [r for r in self.results if isinstance(r, FailedImage)]
 
 
-def analyse_paths(engine: Engine, paths: Iterable[Path], progress: ProgressCallback = no_progress,
+def analyse_paths(engine: Engine, paths: Iterable[Path | FailedImage], progress: ProgressCallback = no_progress,
                   cancel: CancelToken = NEVER_CANCELLED,
                   on_result: Callable[[ImageFindings | FailedImage], None] = lambda r: None) -> BatchResult:
     """Analyse files one by one; expected failures are recorded per file, cancellation keeps what is done.
-    Results name each file by its absolute path and keep the path as given beside it."""
+    Results name each file by its absolute path and keep the path as given beside it. A FailedImage
+    among the paths (an input refused before analysis, e.g. a pipe met by the folder walk) is recorded
+    as it is."""
     paths = list(paths)
     batch = BatchResult()
     for index, given in enumerate(paths):
+        if isinstance(given, FailedImage):
+            batch.results.append(given)
+            on_result(given)
+            continue
         path = absolute_path(given)
 
         def image_progress(p: Progress, index=index, path=path) -> None:

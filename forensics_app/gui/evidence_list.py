@@ -10,11 +10,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QImageReader, QPixmap
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionProgressBar
 
-from forensics_app.core.evidence import IMAGE_EXTENSIONS
+from forensics_app.core.errors import EvidenceError
+from forensics_app.core.evidence import preview_image, read_evidence_bytes
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED
 from forensics_app.gui.worker import AnalysedImage
 
@@ -53,17 +54,6 @@ class EvidenceItem:
         if self.status == DONE:
             return BADGE_COLOURS[self.result.findings.verdict.label]
         return BADGE_COLOURS.get(self.status)
-
-
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given (recognised by content later); folders walked for image extensions, sorted."""
-    out = []
-    for path in paths:
-        if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()))
-        else:
-            out.append(path)
-    return out
 
 
 class EvidenceListModel(QAbstractTableModel):
@@ -182,13 +172,15 @@ class _ThumbnailJob(QRunnable):
         self.item_id, self.path, self.ready = item_id, path, ready
 
     def run(self) -> None:
-        reader = QImageReader(str(self.path))
-        size = reader.size()
-        if size.isValid() and max(size.width(), size.height()) > THUMBNAIL_SIDE:
-            reader.setScaledSize(size.scaled(QSize(THUMBNAIL_SIDE, THUMBNAIL_SIDE), Qt.KeepAspectRatio))
-        image = reader.read()  # a null image for unreadable files: the row simply has no thumbnail
-        if not image.isNull():
-            self.ready.emit(self.item_id, image)
+        # decoded as the intake decodes evidence (pinned decoders, size limits, regular files only):
+        # Qt's own readers would pick any plugin, and would wait forever on a pipe
+        try:
+            preview = preview_image(read_evidence_bytes(self.path), THUMBNAIL_SIDE)
+        except EvidenceError:
+            preview = None
+        if preview is not None:  # unreadable files: the row simply has no thumbnail
+            image = QImage(preview.tobytes(), preview.width, preview.height, 3 * preview.width, QImage.Format_RGB888)
+            self.ready.emit(self.item_id, image.copy())  # copy: the QImage must own its pixels
 
 
 class ThumbnailLoader(QObject):

@@ -11,9 +11,11 @@ from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QFileDialog, QHead
     QPlainTextEdit, QProgressBar, QSplitter, QTableView, QTabWidget, QWidget
 
 from forensics_app import __version__
+from forensics_app.core.evidence import iter_image_files
+from forensics_app.core.files import printable
 from forensics_app.core.zoo.store import Zoo
 from forensics_app.gui.evidence_list import CANCELLED, DONE, QUEUED, REFUSED, RUNNING, THUMBNAIL_SIDE, \
-    EvidenceListModel, StatusDelegate, ThumbnailLoader, expand_paths
+    EvidenceListModel, StatusDelegate, ThumbnailLoader
 from forensics_app.gui.findings_view import FindingsPanel
 from forensics_app.gui.histogram import ScoreHistogram
 from forensics_app.gui.image_view import EMPTY_MESSAGE, ImagePanel
@@ -145,12 +147,20 @@ class MainWindow(QMainWindow):
 
     # -- queueing ----------------------------------------------------------------------------------
     def add_paths(self, paths: list[Path]) -> None:
-        items = self.evidence.add(expand_paths(paths))
+        """Files as given, folders walked by the core's folder walk; every entry it leaves out is said."""
+        walk = iter_image_files(paths)
+        items = self.evidence.add(walk.files)
         for item in items:
             self.worker.submit(item.item_id, item.path)
         self.thumbnails.request(items)
         if items:
             self.log(f"Queued {len(items)} file(s).")
+        refused = [entry for entry in walk.skipped if entry.refused]
+        for item, entry in zip(self.evidence.add([entry.path for entry in refused]), refused):
+            self._item_failed(item.item_id, f"{printable(entry.path.name)} {entry.reason}.")
+        for entry in walk.skipped:
+            if not entry.refused:
+                self.log(f"Skipped {printable(str(entry.path))}: it {entry.reason}.")
         self._update_counts()
 
     def open_files(self) -> None:

@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings
 from forensics_app.core.imageprep import TilingSettings
 from forensics_app.core.methods import DEFAULT_METHODS
 from forensics_app.core.pipeline import DEFAULT_ALPHA, AnalysisSettings
-from forensics_app.core.runtime import RuntimeSettings
+from forensics_app.core.runtime import PROVIDER_CHOICES, RuntimeSettings
 from forensics_app.core.zoo.store import HOME_ENV, app_home
 
 ORGANISATION = APPLICATION = "forensics-app"
@@ -41,20 +41,29 @@ class Preferences:
 
     @classmethod
     def load(cls, store: QSettings, home: Path | None = None) -> Preferences:
-        """Stored values. The folder: --home, else $FORENSICS_APP_HOME, else the stored one, else the default."""
+        """Stored values. The folder: --home, else $FORENSICS_APP_HOME, else the stored one, else the default.
+        A stored value that is missing, of the wrong type or out of range (a hand-edited or damaged
+        settings file) gives the default: the window always opens."""
         default = cls(home=app_home())
         if home is None and os.environ.get(HOME_ENV):
             home = Path(os.environ[HOME_ENV])
-        methods = store.value("analysis/methods", ",".join(default.methods))
-        extractors = str(store.value("analysis/extractors", ""))
-        models = str(store.value("analysis/models", ""))
-        return cls(home=home or Path(store.value("zoo/home", str(default.home))),
-                   provider=str(store.value("analysis/provider", default.provider)),
-                   max_megapixels=float(store.value("analysis/max_megapixels", default.max_megapixels)),
-                   alpha=float(store.value("analysis/alpha", default.alpha)),
-                   methods=tuple(m for m in str(methods).split(",") if m) or default.methods,
-                   extractors=tuple(e for e in extractors.split(",") if e),
-                   models=tuple(m for m in models.split(",") if m))
+
+        def names(key: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
+            raw = store.value(key)
+            if raw is None:
+                return fallback
+            parts = raw if isinstance(raw, list) else str(raw).split(",")  # hand-written INI: a list
+            return tuple(p.strip() for p in parts if isinstance(p, str) and p.strip())
+
+        return cls(home=home or _stored(store, "zoo/home", default.home, lambda v: Path(str(v)) if v else None),
+                   provider=_stored(store, "analysis/provider", default.provider, str,
+                                    lambda v: v in PROVIDER_CHOICES),
+                   max_megapixels=_stored(store, "analysis/max_megapixels", default.max_megapixels, float,
+                                          lambda v: 0 < v < float("inf")),
+                   alpha=_stored(store, "analysis/alpha", default.alpha, float, lambda v: 0 < v < 1),
+                   methods=names("analysis/methods", default.methods) or default.methods,
+                   extractors=names("analysis/extractors", ()),
+                   models=names("analysis/models", ()))
 
     def save(self, store: QSettings) -> None:
         store.setValue("zoo/home", str(self.home))
@@ -65,3 +74,15 @@ class Preferences:
         store.setValue("analysis/extractors", ",".join(self.extractors))
         store.setValue("analysis/models", ",".join(self.models))
         store.sync()
+
+
+def _stored(store: QSettings, key: str, default, convert, valid=lambda value: True):
+    """The value stored under `key` converted, or `default` when it is missing, unconvertible or not valid."""
+    raw = store.value(key)
+    if raw is None or isinstance(raw, (list, dict)):  # an INI line with commas reads back as a list
+        return default
+    try:
+        value = convert(raw)
+    except (TypeError, ValueError):
+        return default
+    return value if value is not None and valid(value) else default

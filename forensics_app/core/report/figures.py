@@ -19,7 +19,8 @@ from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from forensics_app.core.colormaps import colourise, inferno_lut, map_display_range
-from forensics_app.core.evidence import sha256_of_file
+from forensics_app.core.errors import EvidenceError
+from forensics_app.core.evidence import preview_image, read_evidence_bytes, sha256_of_bytes
 
 OWN_COLOUR = colors.Color(0.85, 0.37, 0.01)  # the model's own outputs
 REAL_COLOUR = colors.Color(0.13, 0.40, 0.67)  # real photos
@@ -167,20 +168,16 @@ class EvidenceCheck:
 
 
 def check_evidence(path: Path, recorded_sha256: str, max_side: int = 220) -> EvidenceCheck:
-    """Re-hash the evidence file and make a thumbnail of it (for display only)."""
+    """Re-hash the evidence file and make a thumbnail of the same bytes (for display only), decoded as the
+    intake decodes evidence: a findings file can name any file, and no other decoder may run on it."""
     try:
-        now = sha256_of_file(Path(path))
-    except OSError:
+        data = read_evidence_bytes(Path(path))  # regular files within the intake's size limit only
+    except EvidenceError:
         return EvidenceCheck(None, None, "The file is not available at its recorded path: its hash could not be "
                                          "re-verified at reporting time.")
+    now = sha256_of_bytes(data)
     if now != recorded_sha256:
         return EvidenceCheck(now, None, "The file at the recorded path has CHANGED since analysis (its SHA-256 "
                                         "differs); no thumbnail is shown. The findings describe the original.")
-    try:
-        with Image.open(path) as image:
-            image.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced size
-            thumb = image.convert("RGB")
-            thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    except (OSError, ValueError, Image.DecompressionBombError):
-        thumb = None
-    return EvidenceCheck(now, thumb, "Re-verified at reporting time: the file's SHA-256 matches.")
+    return EvidenceCheck(now, preview_image(data, max_side),
+                         "Re-verified at reporting time: the file's SHA-256 matches.")

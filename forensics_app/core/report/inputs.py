@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from forensics_app.core.calibration import Calibration
 from forensics_app.core.findings import FailedImage, ImageFindings
@@ -21,6 +22,7 @@ class ReportInput:
     item_runs: dict[tuple[str, str], dict] = field(default_factory=dict)  # (path, sha256) -> its own run info
     notes: dict[str, list[dict]] = field(default_factory=dict)  # evidence sha256 -> examiner notes (text, author, created)
     cancelled: bool = False  # the run was cancelled: the findings cover only the files finished
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason): folder entries not analysed
 
     def run_for(self, item: ImageFindings | FailedImage) -> dict:
         return self.item_runs.get(item_key(item), self.run_info)
@@ -37,7 +39,7 @@ class ReportInput:
         """The findings JSON; its content hash is the report identifier."""
         doc = findings_document([*self.findings, *self.failures], self.run_info, calibrations=self.calibrations,
                                 case=self.case_meta, item_runs=self.item_runs, notes=self.notes,
-                                cancelled=self.cancelled)
+                                cancelled=self.cancelled, skipped=self.skipped)
         if self.recorded:
             doc["created"] = self.recorded
         return doc
@@ -47,7 +49,8 @@ class ReportInput:
         findings, failures = results_from_document(doc)
         return cls({**doc.get("case", {}), **(case_meta or {})}, findings, failures, doc["run"],
                    calibrations_from_document(doc), doc.get("created"), item_runs_from_document(doc),
-                   doc.get("notes", {}), bool(doc.get("cancelled")))
+                   doc.get("notes", {}), bool(doc.get("cancelled")),
+                   [(Path(d["path"]), d["reason"]) for d in doc.get("skipped", [])])
 
 
 def calibrations_matching(findings: list[ImageFindings], zoo) -> dict[tuple[str, str], Calibration]:
@@ -94,4 +97,4 @@ def report_input_from_case(case, zoo) -> ReportInput:
                  "case_file": str(case.path)}
     notes = {f.sha256: [dict(n.__dict__) for n in case.notes(f.sha256)] for f in findings}
     return ReportInput(case_meta, findings, failures, runs[-1], calibrations_matching(findings, zoo), recorded,
-                       item_runs, {k: v for k, v in notes.items() if v})
+                       item_runs, {k: v for k, v in notes.items() if v}, skipped=case.skipped())

@@ -30,6 +30,7 @@ from reportlab.platypus import (
 
 from forensics_app import __version__
 from forensics_app.core import verdict as verdict_rule
+from forensics_app.core.files import atomic_output, printable
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED, ImageFindings
 from forensics_app.core.methods import all_methods
 from forensics_app.core.provenance import CLAIMS_DISCLAIMER
@@ -89,7 +90,8 @@ def _style(fonts: Fonts, size: float = 9, bold: bool = False, mono: bool = False
 
 
 def _p(text: str, style: ParagraphStyle) -> Paragraph:
-    return Paragraph(escape(str(text)).replace("\n", "<br/>"), style)
+    # lines kept as lines; anything else unprintable (undecodable bytes of a file name) escaped
+    return Paragraph("<br/>".join(escape(printable(line)) for line in str(text).split("\n")), style)
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -204,7 +206,7 @@ class _Builder:
         for i, f in enumerate(self.report.findings, 1):
             top = f.candidates[0] if f.candidates else None
             rows.append([
-                _p(str(i), self.cell), _p(f.facts.get("file_name") or f.path.name, self.cell),
+                _p(str(i), self.cell), _p(printable(f.facts.get("file_name") or f.path.name), self.cell),
                 _p(f"{f.sha256[:32]}\n{f.sha256[32:]}", self.mono),
                 _p(_verdict_title(f.verdict.label), self.cell_bold),
                 _p(f"{top.model_name}\n{top.method} · {top.status}" if top else "none", self.cell),
@@ -219,14 +221,20 @@ class _Builder:
         if self.report.failures:
             story += [_p("Files that could not be analysed", self.h2),
                       _table([[_p("File", self.cell_bold), _p("Reason", self.cell_bold)]] +
-                             [[_p(str(x.path), self.cell), _p(x.error, self.cell)] for x in self.report.failures],
-                             [70 * mm, FRAME_W - 70 * mm])]
+                             [[_p(printable(str(x.path)), self.cell), _p(x.error, self.cell)]
+                              for x in self.report.failures], [70 * mm, FRAME_W - 70 * mm])]
+        if self.report.skipped:
+            story += [_p("Folder entries left out by the folder walk (not analysed)", self.h2),
+                      _table([[_p("Entry", self.cell_bold), _p("Reason", self.cell_bold)]] +
+                             [[_p(printable(str(path)), self.cell), _p(reason, self.cell)]
+                              for path, reason in self.report.skipped], [70 * mm, FRAME_W - 70 * mm])]
         return story + [PageBreak()]
 
     # one evidence item ------------------------------------------------------------------------
     def item(self, index: int, f: ImageFindings) -> list:
         check = check_evidence(f.path, f.sha256)
-        story = [_p(f"Item {index} of {len(self.report.findings)}: {f.facts.get('file_name') or f.path.name}", self.h1)]
+        story = [_p(f"Item {index} of {len(self.report.findings)}: "
+                   f"{printable(f.facts.get('file_name') or f.path.name)}", self.h1)]
         verdict_rows = [[_p(_verdict_title(f.verdict.label), self.verdict_style)], [_p(f.verdict.text, self.body)]]
         verdict_rows += [[_p("• " + reason, self.cell)] for reason in f.verdict.reasons]
         top = f.candidates[0] if f.candidates else None
@@ -255,7 +263,7 @@ class _Builder:
             thumb = _p("(no thumbnail)", self.small)
         story.append(Table([[thumb, facts_table]], colWidths=[thumb_w, FRAME_W - thumb_w],
                            style=[("LEFTPADDING", (0, 0), (-1, -1), 0)] + _layout_style()))
-        identity = [("Path", str(f.path)), ("SHA-256 at analysis", f.sha256),
+        identity = [("Path", printable(str(f.path))), ("SHA-256 at analysis", f.sha256),
                     ("SHA-256 now", check.sha256_now or "not available"), ("Hash check", check.note)]
         story.append(_table([[_p(k, self.small_bold), _p(v, self.mono if k.startswith("SHA") else self.small)]
                              for k, v in identity], [30 * mm, FRAME_W - 30 * mm], header=False))
@@ -650,12 +658,12 @@ def write_pdf(report: ReportInput, out: Path, generated: datetime | None = None)
                 super().showPage()
             super().save()
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    doc = SimpleDocTemplate(str(out), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN + 2 * mm,
-                            bottomMargin=MARGIN, title=f"Generator attribution report: {case}",
-                            author=report.case_meta.get("examiner") or "", subject=f"Report ID {builder.report_id}",
-                            creator=f"forensics-app {__version__}", keywords=builder.report_id,
-                            initialFontName=fonts.regular)  # else every page references an unembedded Helvetica
-    doc.build(story, canvasmaker=NumberedCanvas)
+    with atomic_output(out) as partial:  # a failed build leaves no half-written report and the old one whole
+        doc = SimpleDocTemplate(str(partial), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
+                                topMargin=MARGIN + 2 * mm, bottomMargin=MARGIN,
+                                title=f"Generator attribution report: {case}",
+                                author=report.case_meta.get("examiner") or "", subject=f"Report ID {builder.report_id}",
+                                creator=f"forensics-app {__version__}", keywords=builder.report_id,
+                                initialFontName=fonts.regular)  # else every page references an unembedded Helvetica
+        doc.build(story, canvasmaker=NumberedCanvas)
     return {"report_id": builder.report_id, "pages": pages[0], "path": str(out)}

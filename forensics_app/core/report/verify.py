@@ -22,9 +22,6 @@ from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, Prog
 from forensics_app.core.report_json import calibrations_from_document, content_sha256, item_runs_from_document
 from forensics_app.core.runtime import CPU, CUDA, RuntimeSettings
 
-# every number a reading or verdict depends on; compared per (model, method)
-_NUMBERS = ("score", "p_value", "p_real", "threshold")
-_EXACT = ("status", "method_version", "decisive", "parameters")
 
 
 @dataclass
@@ -65,7 +62,8 @@ def settings_of(run: dict):
     provider = "cpu" if providers == {CPU} else "cuda" if providers == {CUDA} else recorded.get("provider", "auto")
     return AnalysisSettings(methods=tuple(recorded["methods"]), models=tuple(m["id"] for m in run["models"]),
                             alpha=recorded["alpha"], tiling=TilingSettings(**recorded["tiling"]),
-                            runtime=RuntimeSettings(provider=provider))
+                            runtime=RuntimeSettings(provider=provider),
+                            extractors=tuple(recorded.get("extractors", [])))
 
 
 def _equal(a, b, rel_tol: float) -> tuple[bool, bool]:
@@ -153,9 +151,11 @@ def _engine_for(run: dict, engines: dict[str, object], zoo, result: Verification
     if key not in engines:
         try:
             engines[key] = Engine(zoo, settings_of(run))
-        except (ForensicsError, KeyError, TypeError) as exc:
+        except (ForensicsError, KeyError, TypeError, ValueError) as exc:
             result.differ("analysis", "re-run with the recorded settings", "possible", f"impossible ({exc})")
             engines[key] = None
+        else:
+            _check_run(run, engines[key], result)
     return engines[key]
 
 
@@ -188,11 +188,8 @@ def _check_image(image: dict, run: dict, engines: dict, zoo, rel_tol: float, res
             result.differ(name, "outcome", recorded, now)
         return
     fresh = again.to_dict()
-    for key in ("verdict", "region", "facts"):
-        if fresh[key] != image[key]:
-            for sub in sorted(set(fresh[key]) | set(image[key])):
-                if fresh[key].get(sub) != image[key].get(sub):
-                    result.differ(name, f"{key} {sub}", image[key].get(sub), fresh[key].get(sub))
+    for key in sorted((set(fresh) | set(image)) - _NOT_RECOMPUTED):  # facts, region, verdict, provenance claims, ...
+        _compare(result, name, key, image.get(key, _ABSENT), fresh.get(key, _ABSENT), rel_tol)
     recorded = {(c["model"], c["method"]): c for c in image["candidates"]}
     now = {(c["model"], c["method"]): c for c in fresh["candidates"]}
     for pair in sorted(set(recorded) | set(now)):
@@ -203,25 +200,47 @@ def _check_image(image: dict, run: dict, engines: dict, zoo, rel_tol: float, res
             continue
         result.checked["readings"] += 1
         a, b = recorded[pair], now[pair]
-        for key in _NUMBERS:
-            same, within = _equal(a[key], b[key], rel_tol)
-            if not same:
-                result.differ(name, f"{label} {key}", a[key], b[key])
-            elif within:
-                result.notes.append(f"{name}: {label} {key} equal within relative tolerance {rel_tol:g} "
-                                    f"({a[key]!r} vs {b[key]!r})")
-        for part in sorted(set(a["components"]) | set(b["components"])):
-            same, within = _equal(a["components"].get(part), b["components"].get(part), rel_tol)
-            if not same:
-                result.differ(name, f"{label} component {part}", a["components"].get(part), b["components"].get(part))
-        for key in _EXACT:
-            if a[key] != b[key]:
-                result.differ(name, f"{label} {key}", a[key], b[key])
-        if a["provider"] != b["provider"]:
-            result.notes.append(f"{name}: {label} ran on {b['provider']} now, {a['provider']} then")
+        for key in sorted((set(a) | set(b)) - {"seconds", "provider"}):  # every field: names, calibration summary...
+            _compare(result, name, f"{label} {key}", a.get(key, _ABSENT), b.get(key, _ABSENT), rel_tol)
+        if a.get("provider") != b["provider"]:
+            result.notes.append(f"{name}: {label} ran on {b['provider']} now, {a.get('provider')} then")
     if [c["model"] + c["method"] for c in image["candidates"]] != [c["model"] + c["method"] for c in fresh["candidates"]]:
         result.differ(name, "candidate ranking", [c["model"] for c in image["candidates"]],
                       [c["model"] for c in fresh["candidates"]])
+
+
+_ABSENT = "(absent)"
+# not compared field by field: the readings are matched by (model, method) below, and which maps the
+# producing run held in memory is no finding (JSON keeps no arrays); run_index only points at the run
+_NOT_RECOMPUTED = {"candidates", "maps", "run_index"}
+
+
+def _compare(result: Verification, item: str, what: str, recorded, now, rel_tol: float) -> None:
+    """Every difference between two JSON values, down to single fields; numbers within the tolerance are notes."""
+    if isinstance(recorded, dict) and isinstance(now, dict):
+        for key in sorted(set(recorded) | set(now), key=str):
+            _compare(result, item, f"{what} {key}", recorded.get(key, _ABSENT), now.get(key, _ABSENT), rel_tol)
+    elif isinstance(recorded, list) and isinstance(now, list) and len(recorded) == len(now):
+        for index, (a, b) in enumerate(zip(recorded, now)):
+            _compare(result, item, f"{what}[{index}]", a, b, rel_tol)
+    else:
+        same, within = _equal(recorded, now, rel_tol)
+        if not same:
+            result.differ(item, what, recorded, now)
+        elif within:
+            result.notes.append(f"{item}: {what} equal within relative tolerance {rel_tol:g} ({recorded!r} vs {now!r})")
+
+
+def _check_run(run: dict, engine, result: Verification) -> None:
+    """What the run says about the models, methods and settings against what they are now (names,
+    demonstration flags, calibration sources, method versions and parameters, ...)."""
+    now = engine.run_info()
+    for key in ("models", "methods", "extractors"):
+        _compare(result, "run", key, run.get(key, _ABSENT), now.get(key, _ABSENT), 0.0)
+    # the provider is the re-run's own choice, and the model ids are the "models" compared above
+    chosen_again = ("provider", "models")
+    _compare(result, "run", "settings", {k: v for k, v in run["settings"].items() if k not in chosen_again},
+             {k: v for k, v in now["settings"].items() if k not in chosen_again}, 0.0)
 
 
 def _check_calibrations(doc: dict, engines: list, result: Verification) -> None:
