@@ -89,7 +89,7 @@ def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) ->
                 items += [{"source": model_id, "form": "cropped 3 px", "maker": model_id, "pixels": out[3:, 3:]},
                           {"source": model_id, "form": "resized 0.75x", "maker": model_id, "pixels": resized(out, 0.75)},
                           {"source": model_id, "form": "resized 1.5x", "maker": model_id, "pixels": resized(out, 1.5)}]
-    sd = crops_of(generated_images("sd1") + generated_images("sd2"), 2, rng)
+    sd = crops_of(generated_images("sd1") + generated_images("sd2"), 1, rng)
     items += [{"source": "SD1+SD2 (outside the zoo)", "form": "PNG", "maker": None, "pixels": c} for c in sd]
     for item in items:
         pixels = item.pop("pixels")
@@ -175,8 +175,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True, help="scores per image and model (resumable)")
-    parser.add_argument("--per-model", type=int, default=12, help="outputs per autoencoder (PNG and JPEG q90)")
-    parser.add_argument("--travelled", type=int, default=5, help="of those, cropped / resized too")
+    parser.add_argument("--per-model", type=int, default=8, help="outputs per autoencoder (PNG and JPEG q90)")
+    parser.add_argument("--travelled", type=int, default=3, help="of those, cropped / resized too")
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--score-only", action="store_true", help="fill the cache and stop")

@@ -52,3 +52,11 @@ def real_crop(name: str = "baboon.png", side: int = 128, y: int = 0, x: int = 0)
 def save_png(rgb8: np.ndarray, path: Path) -> Path:
     Image.fromarray(rgb8).save(path)
     return path
+
+
+def taef2_parameters(method) -> dict:
+    """The parameters a calibration of TAEF2 records for this method (AEDR adds the model's phase search)."""
+    from forensics_app.core.calibrate import parameters_for
+    from forensics_app.core.zoo.manifest import shipped_manifests
+
+    return parameters_for(method, shipped_manifests()["taef2"])

@@ -9,7 +9,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from conftest import real_crop, save_png
+from conftest import real_crop, save_png, taef2_parameters
 from forensics_app.cli import main
 from forensics_app.core import case as case_module
 from forensics_app.core.calibration import Calibration
@@ -25,8 +25,8 @@ PHOTOS = ("baboon.png", "barbara.png", "flowers.png")
 
 def calibration(model: str, method, real_centre: float) -> Calibration:
     """A small synthetic calibration so that readings carry real p-values."""
-    return Calibration(model, method.name, method.version, dict(method.parameters),
-                       own_scores=np.linspace(0.8, 1.6, 40), real_scores=np.linspace(real_centre - 1, real_centre + 1, 60),
+    return Calibration(model, method.name, method.version, taef2_parameters(method),
+                       own_scores=np.linspace(0.8, 1.6, 40), real_scores=np.linspace(real_centre - 1, real_centre + 1, 999),
                        data={"description": "synthetic, for tests"})
 
 

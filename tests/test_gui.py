@@ -19,7 +19,7 @@ from PySide6.QtCore import QMimeData, QPointF, QRectF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QDockWidget
 
-from conftest import real_crop, save_png
+from conftest import real_crop, save_png, taef2_parameters
 from forensics_app.core.calibrate import CalibrationPlan, own_output
 from forensics_app.core.calibration import Calibration, save_calibrations
 from forensics_app.core.colormaps import map_display_range
@@ -45,7 +45,7 @@ def gui_home(installed_zoo, tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("gui-home")
     shutil.copytree(installed_zoo.root, home / "zoo")
     aedr = get_method("aedr")
-    calibration = Calibration("taef2", "aedr", aedr.version, dict(aedr.parameters),
+    calibration = Calibration("taef2", "aedr", aedr.version, taef2_parameters(aedr),
                               own_scores=np.geomspace(1.0, 2.2, 199), real_scores=np.geomspace(2.6, 30.0, 999),
                               data={"description": "synthetic test fixture"})
     save_calibrations(home / "zoo" / "taef2" / "calibration" / "calibration.json", [calibration])

@@ -25,7 +25,7 @@ from forensics_app.core.report.pdf import VERDICT_TITLES, decision_rule
 from forensics_app.core.report.verify import verify_document
 from forensics_app.core.zoo.store import Zoo
 
-from conftest import real_crop, save_png
+from conftest import real_crop, save_png, taef2_parameters
 
 METHODS = ("aedr", "reconstruction")
 
@@ -42,8 +42,8 @@ def report_zoo(installed_zoo, tmp_path_factory):
     for name, own, real in (("aedr", 1.2, 4.0), ("reconstruction", 1e-4, 3e-3)):
         method = get_method(name)
         calibrations.append(Calibration(
-            "taef2", name, method.version, dict(method.parameters), own * np.exp(rng.normal(0, 0.2, 60)),
-            real * np.exp(rng.normal(0, 0.5, 99)), {"real": {"samples": 99}, "plan": {"seed": 0}}))
+            "taef2", name, method.version, taef2_parameters(method), own * np.exp(rng.normal(0, 0.2, 60)),
+            real * np.exp(rng.normal(0, 0.5, 999)), {"real": {"samples": 999}, "plan": {"seed": 0}}))
     save_calibrations(zoo.installed("taef2").calibration_folder() / "calibration.json", calibrations)
     return zoo
 

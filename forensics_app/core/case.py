@@ -51,6 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from forensics_app import __version__
+from forensics_app.core.calibrate import parameters_for
 from forensics_app.core.errors import ForensicsError
 from forensics_app.core.evidence import load_evidence, sha256_of_file
 from forensics_app.core.files import open_regular_file, printable
@@ -542,7 +543,7 @@ class _CaseCachedEngine:
 
     def stored_result(self, sha256: str, loaded, method) -> MethodResult | None:
         key = result_key(sha256, loaded.installed.model_hash, method.name, method.version,
-                         analysis_parameters(method.parameters, self.run_info))
+                         analysis_parameters(parameters_for(method, loaded.installed.manifest), self.run_info))
         result = self.case.cached_result(key)
         if result is None:
             self.ran_method = True
