@@ -39,8 +39,9 @@ def generated_images(folder: str) -> list[tuple[str, np.ndarray]]:
     return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in sorted((GENERATED / folder).glob("*.png"))]
 
 
-def crops(images: list[tuple[str, np.ndarray]], side: int, per_image: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
+def crops(images: list[tuple[str, np.ndarray]], side: int, per_image: int,
+          seed: int | np.random.Generator) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)  # a Generator passed in is used as it is
     out = []
     for _, rgb in images:
         h, w = rgb.shape[:2]

@@ -29,7 +29,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, SKIMAGE_PHOTOS, TEST_PHOTOS, generated_images, print_table, write_json, zoo_with  # noqa: E402
+from common import (SHARED, SKIMAGE_PHOTOS, TEST_PHOTOS, crops, generated_images, print_table,  # noqa: E402
+                    write_json, zoo_with)
 
 from forensics_app.core.calibrate import jpeg_roundtrip, resized, test_split, to_uint8  # noqa: E402
 from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
@@ -62,22 +63,10 @@ def held_out_photos() -> list[tuple[str, np.ndarray]]:
     return photos + [(name, getattr(skimage.data, name)()) for name in SKIMAGE_PHOTOS]
 
 
-def crops_of(photos, per_photo: int, rng) -> list[np.ndarray]:
-    out = []
-    for _, rgb in photos:
-        h, w = rgb.shape[:2]
-        if min(h, w) < SIDE:
-            continue
-        for _ in range(per_photo):
-            y, x = int(rng.integers(0, h - SIDE + 1)), int(rng.integers(0, w - SIDE + 1))
-            out.append(np.ascontiguousarray(rgb[y:y + SIDE, x:x + SIDE]))
-    return out
-
-
 def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) -> list[dict]:
     """(source, form, maker, bytes) for every test image, deterministic for the seed."""
     rng = np.random.default_rng(seed)
-    real = crops_of(held_out_photos(), 2, rng)
+    real = crops(held_out_photos(), SIDE, 2, rng)
     items = [{"source": "real photos", "form": str(rng.choice(REAL_FORMS)), "maker": None, "pixels": c} for c in real]
     for model_id in ids:
         autoencoder = OnnxAutoencoder(zoo.installed(model_id))
@@ -89,7 +78,7 @@ def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) ->
                 items += [{"source": model_id, "form": "cropped 3 px", "maker": model_id, "pixels": out[3:, 3:]},
                           {"source": model_id, "form": "resized 0.75x", "maker": model_id, "pixels": resized(out, 0.75)},
                           {"source": model_id, "form": "resized 1.5x", "maker": model_id, "pixels": resized(out, 1.5)}]
-    sd = crops_of(generated_images("sd1") + generated_images("sd2"), 1, rng)
+    sd = crops(generated_images("sd1") + generated_images("sd2"), SIDE, 1, rng)
     items += [{"source": "SD1+SD2 (outside the zoo)", "form": "PNG", "maker": None, "pixels": c} for c in sd]
     for item in items:
         pixels = item.pop("pixels")
