@@ -138,7 +138,7 @@ def test_a_p_value_at_the_calibration_floor_is_printed_as_a_bound(floor_home, tm
     result = run_cli(["analyze", str(image)], floor_home)
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("ok.png"))
-    assert row.split()[-1] == "0.01" and row.split()[-2] == "<="  # p_real: no real sample scored this low
+    assert row.split()[-1] == "0.001" and row.split()[-2] == "<="  # p_real: no real sample scored this low
     assert "0.010" not in row
 
 

@@ -334,7 +334,7 @@ def test_large_images_are_shown_downsampled_at_their_stored_pixel_coordinates(qt
     assert display.step == display_step(300, 5000) == 3
     panel = ImagePanel()
     qtbot.addWidget(panel)
-    panel.show_result(AnalysedImage(findings, display, {}, {"taef2": "units"}))
+    panel.show_result(AnalysedImage(findings, display, {"taef2": "units"}))
     assert panel.image_item.image.shape == (100, 1667, 3)
     placed = lambda item: item.mapRectToParent(item.boundingRect())  # noqa: E731
     assert placed(panel.image_item) == QRectF(0, 0, 5000, 300)
@@ -356,7 +356,7 @@ def test_the_top_ranked_candidates_map_is_shown_first(qtbot):
                              Verdict("attributed", "b-model", "Consistent with b-model."), candidates, maps=maps)
     panel = ImagePanel()
     qtbot.addWidget(panel)
-    panel.show_result(AnalysedImage(findings, prepare_display(rgb8, findings), {}, {}))
+    panel.show_result(AnalysedImage(findings, prepare_display(rgb8, findings), {}))
     assert panel.map_choice.currentData() == ("b-model", "aedr", "first_reconstruction_error")
     assert panel.map_choice.count() == 2
 

@@ -45,7 +45,7 @@ class CalibrationPlan:
     crops_per_image: int = 4
     crop_sides: tuple[int, ...] = (128, 160, 192)
     own_samples: int = 300  # own outputs per model
-    cross_samples: int = 150  # of each other model's own outputs, scored by this model
+    cross_samples: int = 60  # of each other model's own outputs, scored by this model
     real_jpeg_qualities: tuple[int, int] = (50, 100)
     own_jpeg_share: float = 0.6
     own_jpeg_qualities: tuple[int, int] = (70, 100)

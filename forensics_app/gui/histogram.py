@@ -97,7 +97,8 @@ class ScoreHistogram(QWidget):
         if self.result is None or index < 0:
             return
         candidate = self.result.findings.candidates[index]
-        calibration = candidate.calibration  # the samples this reading was compared with, as the finding carries them
+        # the samples this reading was compared with, as the finding carries them (fingerprints have none)
+        calibration = None if candidate.extractor else candidate.calibration
         self.plot.setVisible(calibration is not None)  # an empty plot would suggest a distribution exists
         if calibration is None:
             self._show_curves(False)
