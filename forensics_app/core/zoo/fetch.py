@@ -16,7 +16,7 @@ from pathlib import Path
 
 from forensics_app.core.errors import ZooError
 from forensics_app.core.evidence import sha256_of_file
-from forensics_app.core.zoo.manifest import SHIPPED_ZOO_DIR, WeightFile
+from forensics_app.core.zoo.manifest import SHIPPED_ZOO_DIR, WeightFile, check_https_url, check_safe_name
 
 MIRROR_ENV = "FORENSICS_APP_MIRROR"
 SHIPPED_WEIGHTS_DIR = SHIPPED_ZOO_DIR / "weights"  # small demonstration weights shipped in the repo
@@ -51,7 +51,7 @@ def find_in_mirrors(weight: WeightFile, mirrors: list[Path]) -> Path | None:
 def fetch_weight(weight: WeightFile, dest_dir: Path, mirrors: list[Path], allow_download: bool = True) -> FetchedFile:
     """Copy a verified weight file into dest_dir (atomically) and say where it came from."""
     dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / weight.file
+    dest = dest_dir / check_safe_name("Weight file name", weight.file)
     found = find_in_mirrors(weight, mirrors)
     if found is not None:
         _atomic_copy(found, dest)
@@ -82,11 +82,27 @@ def _atomic_copy(src: Path, dest: Path) -> None:
         raise ZooError(f"Could not write {dest}: {exc.strerror or exc}.") from None
 
 
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects (GitHub's raw URLs redirect) but never to anything other than https."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        check_https_url(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+# Only the handlers https needs: no file://, ftp:// or data: opener is ever built.
+_HTTPS_ONLY = urllib.request.OpenerDirector()
+for _handler in (urllib.request.HTTPSHandler(), _HttpsOnlyRedirects(), urllib.request.HTTPErrorProcessor(),
+                 urllib.request.HTTPDefaultErrorHandler()):
+    _HTTPS_ONLY.add_handler(_handler)
+
+
 def _download(weight: WeightFile, dest: Path, timeout: float = 60.0) -> None:
+    check_https_url(weight.url)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".download-")
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(weight.url, timeout=timeout) as response:
+        with os.fdopen(fd, "wb") as out, _HTTPS_ONLY.open(weight.url, timeout=timeout) as response:
             while block := response.read(1 << 20):
                 digest.update(block)
                 out.write(block)

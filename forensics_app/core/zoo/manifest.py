@@ -7,14 +7,35 @@ live beside the installed files in the user's zoo folder. Both have the same for
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import tomli_w
 
 from forensics_app.core.errors import ZooError
+
+# Ids and file names become path components under the zoo folder: one plain component, never "..".
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_safe_name(what: str, name) -> str:
+    """``name`` when it is a single plain path component (letters, digits, ``._-``), else ZooError."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+        raise ZooError(f"{what} {name!r} is not allowed: use letters, digits, '.', '_' and '-' only, "
+                       f"starting with a letter or digit (it names a file or folder inside the zoo).")
+    return name
+
+
+def check_https_url(url) -> str:
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme != "https" or not parts.hostname:
+        raise ZooError(f"Weight URL {url!r} is not allowed: only https:// URLs are fetched.")
+    return url
+
 
 def _shipped_zoo_dir() -> Path:
     """model_zoo/ of a source checkout, else the copy a wheel installed under <prefix>/share."""
@@ -34,6 +55,11 @@ class WeightFile:
     sha256: str
     size: int | None = None
     url: str | None = None  # upstream location; None for files that only exist locally
+
+    def __post_init__(self):
+        check_safe_name("Weight file name", self.file)
+        if self.url is not None:
+            check_https_url(self.url)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -58,6 +84,11 @@ class Manifest:
     calibration_file: str | None = None  # shipped default calibration beside the manifest
     extra: dict = field(default_factory=dict)  # recipe, provenance notes, class lists, ...
     source: Path | None = None  # the TOML file this was read from
+
+    def __post_init__(self):
+        check_safe_name("Model id", self.id)
+        if self.calibration_file is not None:
+            check_safe_name("Calibration file name", self.calibration_file)
 
     @property
     def shipped_calibration(self) -> Path | None:
@@ -98,8 +129,10 @@ def parse_manifest(text: str, source: Path | None = None) -> Manifest:
             demonstration=bool(doc.get("demonstration", False)), description=doc.get("description", ""),
             calibration_file=doc.get("calibration", {}).get("file"), extra=doc.get("extra", {}), source=source,
         )
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ZooError(f"{where} is not a valid zoo manifest ({type(exc).__name__}: {exc}).") from None
+    except ZooError as exc:
+        raise ZooError(f"{where}: {exc}") from None
 
 
 def read_manifest(path: Path) -> Manifest:
