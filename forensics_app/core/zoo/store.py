@@ -15,7 +15,7 @@ import os
 import platform
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -133,11 +133,18 @@ class Zoo:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
-            sources = {}
+            sources, weights = {}, []
             for weight in manifest.weights:
-                fetched = fetch_weight(weight, staging / "weights", mirror_folders(mirrors), allow_download)
+                fetched = fetch_weight(weight, staging / "weights", mirror_folders(mirrors), allow_download,
+                                       hub=manifest.hub)
                 sources[weight.file] = fetched.source
-                log(f"{weight.file}: SHA-256 verified ({fetched.source})")
+                if weight.sha256 is None:  # the source publishes no hash: this install records it
+                    weight = replace(weight, sha256=fetched.sha256, recorded_at_install=True)
+                    log(f"{weight.file}: SHA-256 {fetched.sha256} recorded, not pinned ({fetched.source})")
+                else:
+                    log(f"{weight.file}: SHA-256 verified ({fetched.source})")
+                weights.append(weight)
+            manifest = replace(manifest, weights=tuple(weights))
             from forensics_app.core.zoo.architectures import build_autoencoder
 
             encoder, decoder = build_autoencoder(manifest.architecture,
@@ -183,7 +190,7 @@ class Zoo:
             probe = torch.rand(1, example.shape[1], example.shape[2] * 2, example.shape[3] * 3, generator=generator)
             probe = probe * (hi - lo) + lo if role == "encoder" else probe * 2 - 1
             diff = parity_max_abs_diff(module, path, probe)
-            if diff > PARITY_TOLERANCE:
+            if not diff <= PARITY_TOLERANCE:  # NaN (a model that outputs NaN) fails too
                 raise ZooError(f"ONNX {role} of {manifest.id} differs from torch by {diff:.2e} "
                                f"(tolerance {PARITY_TOLERANCE}); the install was not completed.")
             parity[role] = {"max_abs_diff": diff, "input_shape": list(probe.shape)}
@@ -196,7 +203,8 @@ class Zoo:
         import torch
 
         onnx_files = {name: {"sha256": sha256_of_file(folder / name)} for name in ONNX_FILES.values()}
-        weights = {w.file: {"sha256": w.sha256, "source": sources[w.file]} for w in manifest.weights}
+        weights = {w.file: {"sha256": w.sha256, "pinned": w.pinned, "source": sources[w.file]}
+                   for w in manifest.weights}
         return {
             "id": manifest.id, "model_hash": _model_hash(manifest, {"onnx": onnx_files}), "weights": weights,
             "onnx": onnx_files,

@@ -1,8 +1,9 @@
 """Diffusers autoencoders from config.json + one safetensors file, through one builder ("diffusers_vae").
 
 The class is the config's ``_class_name``: AutoencoderKL (SD 1.x/2.x, SDXL, SD3, FLUX.1), AutoencoderKLFlux2
-(FLUX.2), AutoencoderTiny (TAESD family), AutoencoderDC (Sana's DC-AE) and AutoencoderKLQwenImage
-(Qwen-Image; a video autoencoder, run here on one frame). All take and return images in [-1, 1]; the
+(FLUX.2), AutoencoderTiny (TAESD family), AutoencoderDC (Sana's DC-AE), AutoencoderKLQwenImage
+(Qwen-Image; a video autoencoder, run here on one frame) and AutoencoderKLHunyuanImage (HunyuanImage 2.1).
+All take and return images in [-1, 1]; the
 encoder is deterministic (the mean of the latent distribution where there is one).
 
 Nothing is built from a config before it has been checked: the config must be a JSON object of plain
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,17 +31,23 @@ from forensics_app.core.zoo.weights import load_state_dict
 
 @dataclass(frozen=True)
 class DiffusersClass:
-    factor_key: str  # config list whose length sets the spatial factor
-    factor_offset: int  # spatial factor = 2 ** (len(config[factor_key]) - factor_offset)
+    spatial_factor: Callable[[dict], int]  # from the full config (diffusers' defaults filled in)
     frames: bool = False  # video autoencoder: (N, C, T, H, W); one frame is run
 
 
+def _stages(key: str) -> Callable[[dict], int]:
+    """Every stage after the first halves height and width."""
+    return lambda config: 2 ** (len(config[key]) - 1)
+
+
 CLASSES = {
-    "AutoencoderKL": DiffusersClass("block_out_channels", 1),
-    "AutoencoderKLFlux2": DiffusersClass("block_out_channels", 1),
-    "AutoencoderTiny": DiffusersClass("num_encoder_blocks", 1),
-    "AutoencoderDC": DiffusersClass("encoder_block_out_channels", 1),
-    "AutoencoderKLQwenImage": DiffusersClass("temperal_downsample", 0, frames=True),  # diffusers' spelling
+    "AutoencoderKL": DiffusersClass(_stages("block_out_channels")),
+    "AutoencoderKLFlux2": DiffusersClass(_stages("block_out_channels")),
+    "AutoencoderTiny": DiffusersClass(_stages("num_encoder_blocks")),
+    "AutoencoderDC": DiffusersClass(_stages("encoder_block_out_channels")),
+    # diffusers' spelling; the spatial downsamplings are one per entry, temporal or not
+    "AutoencoderKLQwenImage": DiffusersClass(lambda config: 2 ** len(config["temperal_downsample"]), frames=True),
+    "AutoencoderKLHunyuanImage": DiffusersClass(lambda config: int(config["spatial_compression_ratio"])),
 }
 SUPPORTED = tuple(CLASSES)
 
@@ -172,8 +180,7 @@ def check_fits(config: dict, weights: Path):
 
 
 def spatial_factor(vae) -> int:
-    spec = CLASSES[type(vae).__name__]
-    return 2 ** (len(vae.config[spec.factor_key]) - spec.factor_offset)
+    return CLASSES[type(vae).__name__].spatial_factor(vae.config)
 
 
 # -- import and build ----------------------------------------------------------------------------
