@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import http.server
 import ipaddress
 import ssl
@@ -55,7 +56,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def serve_folder(folder: Path, tls_folder: Path | None = None, redirects: dict[str, str] | None = None,
                  handler=_QuietHandler):
     """Serve ``folder`` on 127.0.0.1 (HTTPS when ``tls_folder`` is given); yields (base URL, CA file or None)."""
-    handler = type("Handler", (handler,), {"redirects": dict(redirects or {})})
+    handler = type("Handler", (handler,), {"redirects": dict(redirects or {})} if redirects else {})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
     cert = None
     if tls_folder is not None:
@@ -70,3 +71,59 @@ def serve_folder(folder: Path, tls_folder: Path | None = None, redirects: dict[s
     finally:
         server.shutdown()
         server.server_close()
+
+
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"  # the commit the test hub says every file is at
+
+
+class HubHandler(_QuietHandler):
+    """The part of the hub API that file downloads use: HEAD/GET /<owner>/<name>/resolve/<revision>/<path>,
+    answered from ``<folder>/<owner>/<name>/<path>`` with the commit and ETag headers huggingface_hub reads.
+    Repositories listed in ``gated`` answer 403 GatedRepo, as the hub does without an accepted licence."""
+
+    gated: tuple[str, ...] = ()
+    requests: list[str] = []
+
+    def _resolve(self):
+        parts = self.path.split("?")[0].lstrip("/").split("/")
+        if len(parts) < 5 or parts[2] != "resolve":
+            return None, None
+        return "/".join(parts[:2]), Path(self.directory, parts[0], parts[1], *parts[4:])
+
+    def _answer(self, with_body: bool):
+        repo, path = self._resolve()
+        self.requests.append(f"{self.command} {self.path}")
+        if repo in self.gated:
+            self.send_response(403)
+            self.send_header("X-Error-Code", "GatedRepo")
+            self.send_header("X-Error-Message", "Access to this model is restricted.")
+            self.end_headers()
+            return
+        if path is None or not path.is_file():
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.end_headers()
+            return
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", HUB_COMMIT)
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if with_body:
+            self.wfile.write(data)
+
+    def do_HEAD(self):  # noqa: N802
+        self._answer(with_body=False)
+
+    def do_GET(self):  # noqa: N802
+        self._answer(with_body=True)
+
+
+@contextmanager
+def serve_hub(folder: Path, gated: tuple[str, ...] = ()):
+    """A stand-in for huggingface.co on 127.0.0.1: yields (endpoint URL, list of requests seen)."""
+    requests: list[str] = []
+    handler = type("Hub", (HubHandler,), {"gated": tuple(gated), "requests": requests})
+    with serve_folder(folder, handler=handler) as (base, _):
+        yield base, requests

@@ -67,9 +67,10 @@ def find_in_mirrors(weight: WeightFile, mirrors: list[Path], hub: HubSource | No
 
 
 def _hub_layout_candidates(weight: WeightFile, mirror: Path, hub: HubSource | None) -> list[Path]:
-    """Where a hub file lies in a mirror: hub cache, repository download, or a diffusers folder."""
+    """Where a hub file lies in a mirror: hub cache, repository download, or a diffusers folder.
+    A file from an upstream URL is looked for by its name (such names are specific: taesd_encoder.pth)."""
     if hub is None or not weight.hub_path:
-        return []
+        return sorted(mirror.rglob(weight.file)) if weight.url else []  # upstream names are specific
     from huggingface_hub import try_to_load_from_cache
 
     owner, name = hub.repo.split("/")
