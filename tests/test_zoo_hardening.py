@@ -234,3 +234,13 @@ def test_import_never_opens_a_fifo(tmp_path, name):
     os.mkfifo(folder / name)  # opening it for reading would block forever
     with pytest.raises(ZooError, match="not a regular file"):
         Zoo(tmp_path / "home").import_diffusers(folder, "fifo")
+
+
+def test_changed_weights_are_not_loaded_for_gradient_methods(installed_zoo, tmp_path):
+    from forensics_app.core.zoo.torch_models import torch_autoencoder
+
+    zoo = _copy_installed(installed_zoo, tmp_path)
+    with open(zoo.root / "taef2" / "weights" / "taef2_decoder.pth", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ZooError, match="taef2_decoder.pth is missing or not the file"):
+        torch_autoencoder(zoo.installed("taef2"))
