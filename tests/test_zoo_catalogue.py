@@ -122,6 +122,11 @@ def test_install_from_the_hub_records_the_hash_as_not_pinned(tmp_path, monkeypat
     assert entry["sha256"] == sha256_of_file(served) and entry["pinned"] is False
     assert entry["source"] == f"https://huggingface.co/{REPO}/resolve/main/vae/diffusion_pytorch_model.safetensors"
     assert zoo.verify("tiny-hub") == []
+    from forensics_app.core.zoo.catalogue import RECORDED, catalogue
+
+    listed = next(e for e in catalogue(zoo) if e["id"] == "tiny-hub")
+    assert listed["installed"] and listed["calibrated"] is False and "NOT calibrated" in listed["calibration"]
+    assert {w["hash"] for w in listed["weights"]} == {RECORDED}
 
 
 def test_hub_file_whose_published_hash_differs_is_refused(tmp_path, monkeypatch):

@@ -50,7 +50,7 @@ def mirror_folders(explicit: list[Path] | None = None) -> list[Path]:
 
 def find_in_mirrors(weight: WeightFile, mirrors: list[Path], hub: HubSource | None = None) -> Path | None:
     for mirror in mirrors:
-        for path in _hub_layout_candidates(weight, mirror, hub):
+        for path in _expected_locations(weight, mirror, hub):
             if path.is_file() and (weight.sha256 is None or sha256_of_file(path) == weight.sha256):
                 return path
         if weight.sha256 is None:
@@ -66,7 +66,7 @@ def find_in_mirrors(weight: WeightFile, mirrors: list[Path], hub: HubSource | No
     return None
 
 
-def _hub_layout_candidates(weight: WeightFile, mirror: Path, hub: HubSource | None) -> list[Path]:
+def _expected_locations(weight: WeightFile, mirror: Path, hub: HubSource | None) -> list[Path]:
     """Where a hub file lies in a mirror: hub cache, repository download, or a diffusers folder.
     A file from an upstream URL is looked for by its name (such names are specific: taesd_encoder.pth)."""
     if hub is None or not weight.hub_path:
