@@ -52,24 +52,45 @@ def positive_int(text: str) -> int:
 
 # -- zoo ---------------------------------------------------------------------------------------
 def cmd_zoo_list(args) -> int:
+    from forensics_app.core.zoo.catalogue import catalogue, status_text
+
     zoo = _zoo(args)
-    installed = set(zoo.installed_ids())
-    _print(f"{'id':<14} {'installed':<10} {'kind':<12} name")
-    for model_id, m in sorted(zoo.manifests().items()):
-        demo = " [demonstration]" if m.demonstration else ""
-        _print(f"{model_id:<14} {'yes' if model_id in installed else 'no':<10} {m.kind:<12} {m.display_name}{demo}")
-    _print(f"\nzoo folder: {zoo.root}")
+    entries = catalogue(zoo)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return EXIT_OK
+    _print(f"{'id':<22} {'status':<27} {'kind':<12} name")
+    for e in entries:
+        demo = " [demonstration]" if e["demonstration"] else ""
+        gated = " [gated]" if e["source"]["gated"] else ""
+        _print(f"{e['id']:<22} {status_text(e):<27} {e['kind']:<12} {e['display_name']}{demo}{gated}")
+    uncalibrated = [e["id"] for e in entries if e["installed"] and not e["calibrated"]]
+    if uncalibrated:
+        _print(f"\nNot calibrated (their readings cannot decide anything): {', '.join(uncalibrated)}. "
+               f"Run: forensics-app zoo calibrate ID --real DIR")
+    _print(f"\nzoo folder: {zoo.root}   (details, sources and hashes: forensics-app zoo list --json)")
     return EXIT_OK
 
 
 def cmd_zoo_install(args) -> int:
     zoo = _zoo(args)
-    ids = sorted(zoo.manifests()) if args.id == "all" else [args.id]
-    for model_id in ids:
-        if zoo.manifest(model_id).kind != "autoencoder":
+    if args.id != "all":
+        zoo.install(args.id, mirrors=[Path(m) for m in args.mirror], allow_download=not args.offline, log=_print)
+        return EXIT_OK
+    # "all" goes on past an entry it cannot install (gated, not in the mirror, offline) and lists them
+    failed = []
+    for model_id, manifest in sorted(zoo.manifests().items()):
+        if manifest.kind != "autoencoder":
             continue
-        zoo.install(model_id, mirrors=[Path(m) for m in args.mirror], allow_download=not args.offline, log=_print)
-    return EXIT_OK
+        try:
+            zoo.install(model_id, mirrors=[Path(m) for m in args.mirror], allow_download=not args.offline,
+                        log=_print)
+        except ForensicsError as exc:
+            failed.append(model_id)
+            _print(f"{model_id}: not installed: {exc}")
+    if failed:
+        _print(f"\nnot installed: {', '.join(failed)}")
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def cmd_zoo_verify(args) -> int:
@@ -464,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     rv.set_defaults(func=cmd_report_verify)
 
     z = sub.add_parser("zoo", help="manage the model zoo").add_subparsers(dest="zoo_command", required=True)
-    z.add_parser("list", help="known and installed models").set_defaults(func=cmd_zoo_list)
+    zl = z.add_parser("list", help="known and installed models")
+    zl.add_argument("--json", action="store_true", help="one JSON object per entry (sources, hashes, used_by, ...)")
+    zl.set_defaults(func=cmd_zoo_list)
     i = z.add_parser("install", help="install a model (mirror folder first, else upstream URL)")
     i.add_argument("id", help="model id, or 'all'")
     i.add_argument("--mirror", action="append", default=[], help="mirror folder (repeatable; also $FORENSICS_APP_MIRROR)")

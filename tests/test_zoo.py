@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import MIRROR, real_crop
+from local_servers import serve_folder
 from forensics_app.core.errors import ModelNotInstalled, ZooError
 from forensics_app.core.zoo.fetch import fetch_weight
 from forensics_app.core.zoo.manifest import WeightFile, shipped_manifests
@@ -61,20 +62,26 @@ def test_renamed_file_in_a_mirror_is_found_by_hash(tmp_path):
     assert fetched.path.name == TAEF2_ENCODER.file
 
 
-def test_download_with_wrong_hash_is_discarded(tmp_path):
-    served = tmp_path / "served.pth"
-    served.write_bytes(b"tampered download")
-    weight = WeightFile("encoder", "x.pth", TAEF2_ENCODER.sha256, url=served.as_uri())
-    with pytest.raises(ZooError, match="SHA-256"):
-        fetch_weight(weight, tmp_path / "dest", [], allow_download=True)
+def test_download_with_wrong_hash_is_discarded(tmp_path, monkeypatch):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "x.pth").write_bytes(b"tampered download")
+    with serve_folder(served, tls_folder=tmp_path) as (base, ca_file):
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        weight = WeightFile("encoder", "x.pth", TAEF2_ENCODER.sha256, url=f"{base}/x.pth")
+        with pytest.raises(ZooError, match="SHA-256"):
+            fetch_weight(weight, tmp_path / "dest", [], allow_download=True)
     assert not any((tmp_path / "dest").iterdir())
 
 
-def test_download_with_right_hash_is_installed(tmp_path):
-    source = MIRROR / "taesd" / TAEF2_ENCODER.file
-    weight = WeightFile("encoder", TAEF2_ENCODER.file, TAEF2_ENCODER.sha256, url=source.as_uri())
-    fetched = fetch_weight(weight, tmp_path / "dest", [], allow_download=True)
-    assert fetched.source == source.as_uri()
+def test_download_with_right_hash_is_installed(tmp_path, monkeypatch):
+    with serve_folder(MIRROR / "taesd", tls_folder=tmp_path) as (base, ca_file):
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        url = f"{base}/{TAEF2_ENCODER.file}"
+        weight = WeightFile("encoder", TAEF2_ENCODER.file, TAEF2_ENCODER.sha256, url=url)
+        fetched = fetch_weight(weight, tmp_path / "dest", [], allow_download=True)
+    assert fetched.source == url
+    assert fetched.path.read_bytes() == (MIRROR / "taesd" / TAEF2_ENCODER.file).read_bytes()
 
 
 class Payload:

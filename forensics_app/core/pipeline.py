@@ -145,7 +145,7 @@ class Engine:
             "providers": sorted({m.autoencoder.provider for m in self.models}),
             "models": [{"id": m.id, "display_name": m.installed.manifest.display_name,
                         "model_hash": m.installed.model_hash, "weights": m.installed.receipt["weights"],
-                        "onnx": m.installed.receipt["onnx"], "demonstration": m.installed.manifest.demonstration,
+                        "onnx": m.autoencoder.onnx_record, "demonstration": m.installed.manifest.demonstration,
                         "calibration": m.calibration_source} for m in self.models],
             "methods": [{"name": m.name, "version": m.version, "title": m.title, "decisive": m.decisive,
                          "parameters": m.parameters} for m in self.methods],

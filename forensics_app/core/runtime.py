@@ -137,15 +137,23 @@ class SessionCache:
         self._lock = threading.Lock()
 
     def get(self, path: Path):
-        key = (str(Path(path).resolve()), self.settings.provider)
+        return self._cached(str(Path(path).resolve()), lambda: str(path))
+
+    def get_verified(self, model: bytes, sha256: str):
+        """A session made from these bytes, which the caller has hashed: the model that runs is the one
+        whose hash is recorded (a file read twice could change in between). Cached by that hash."""
+        return self._cached(f"sha256:{sha256}", lambda: model)
+
+    def _cached(self, name: str, source):
+        key = (name, self.settings.provider)
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                session = self._create(path)
+                session = self._create(source())
                 self._sessions[key] = session
             return session
 
-    def _create(self, path: Path):
+    def _create(self, model: str | bytes):
         ort = _ort()
         options = ort.SessionOptions()
         options.log_severity_level = _QUIET
@@ -159,7 +167,7 @@ class SessionCache:
         threads = self.settings.intra_op_threads or int(os.environ.get("FORENSICS_APP_THREADS", 0))
         if threads:
             options.intra_op_num_threads = threads
-        return ort.InferenceSession(str(path), options, providers=resolve_providers(self.settings.provider))
+        return ort.InferenceSession(model, options, providers=resolve_providers(self.settings.provider))
 
 
 def session_provider(session) -> str:

@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
+from forensics_app.core.errors import ZooError
 from forensics_app.core.imageprep import TilingSettings, apply_tiled, from_model_range, to_model_range
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken
 from forensics_app.core.runtime import SessionCache, default_session_cache, session_provider
-from forensics_app.core.zoo.store import InstalledModel
+from forensics_app.core.zoo.store import ONNX_FILES, InstalledModel
 
 
 class OnnxAutoencoder:
     def __init__(self, model: InstalledModel, sessions: SessionCache | None = None):
         self.model = model
         sessions = sessions or default_session_cache()
-        self._encoder = sessions.get(model.onnx_path("encoder"))
-        self._decoder = sessions.get(model.onnx_path("decoder"))
+        self.onnx_sha256: dict[str, str] = {}  # file name -> SHA-256 of the bytes the sessions were made from
+        self._encoder = self._verified_session(sessions, "encoder")
+        self._decoder = self._verified_session(sessions, "decoder")
+
+    def _verified_session(self, sessions: SessionCache, role: str):
+        """Hash the ONNX bytes, compare with the install receipt, and run exactly those bytes."""
+        name = ONNX_FILES[role]
+        path = self.model.onnx_path(role)
+        if not path.is_file():
+            raise ZooError(f"{self.id}: {name} is missing; reinstall: forensics-app zoo install {self.id}")
+        data = path.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
+        expected = self.model.receipt.get("onnx", {}).get(name, {}).get("sha256")
+        if actual != expected:
+            raise ZooError(f"{self.id}: {name} is not the file this model was installed with (SHA-256 "
+                           f"{actual[:12]}…, receipt {str(expected)[:12]}…); it was not run. "
+                           f"Reinstall: forensics-app zoo install {self.id}")
+        self.onnx_sha256[name] = actual
+        return sessions.get_verified(data, actual)
+
+    @property
+    def onnx_record(self) -> dict:
+        """What ran, in the receipt's shape: {file name: {"sha256": hash of the bytes loaded}}."""
+        return {name: {"sha256": digest} for name, digest in self.onnx_sha256.items()}
 
     @property
     def id(self) -> str:

@@ -15,6 +15,18 @@ from forensics_app.core.errors import ZooError
 PARITY_TOLERANCE = 1e-3  # max abs difference allowed between ONNX and torch outputs
 
 
+def _attention_as_matrix_products(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                  enable_gqa=False):
+    """softmax(q k^T * scale) v for any number of batch axes: the ONNX exporter translates only 4-D
+    scaled_dot_product_attention, and HunyuanImage's autoencoder calls it on 3-D tensors."""
+    import torch
+
+    if attn_mask is not None or is_causal or dropout_p or enable_gqa:
+        raise NotImplementedError("attention with a mask, causality, dropout or grouped queries is not exported")
+    scale = query.shape[-1] ** -0.5 if scale is None else scale
+    return torch.matmul(torch.softmax(torch.matmul(query * scale, key.transpose(-2, -1)), dim=-1), value)
+
+
 def export_module(module, example, path: Path, input_name: str, output_name: str) -> None:
     import torch
 
@@ -29,9 +41,14 @@ def export_module(module, example, path: Path, input_name: str, output_name: str
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(module, (example,), dynamo=True, input_names=[input_name],
-                                        output_names=[output_name], dynamic_shapes=shapes, verbose=False,
-                                        optimize=True)
+            # optimize=False: the exporter's optimiser drops tiny constants such as the 1e-15 in DC-AE's
+            # linear attention (x / (sum + 1e-15)), turning 0/1e-15 into 0/0 = NaN; onnxruntime still
+            # optimises the graph when it loads it.
+            exported = torch.export.export(module, (example,), dynamic_shapes=shapes)
+            exported = exported.run_decompositions({torch.ops.aten.scaled_dot_product_attention.default:
+                                                    _attention_as_matrix_products})
+            program = torch.onnx.export(exported, dynamo=True, input_names=[input_name],
+                                        output_names=[output_name], verbose=False, optimize=False)
             program.save(str(tmp), external_data=False)
         tmp.replace(path)
     except Exception as exc:

@@ -15,7 +15,7 @@ import os
 import platform
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,10 +24,11 @@ from forensics_app.core.errors import ModelNotInstalled, ZooError
 from forensics_app.core.evidence import sha256_of_file
 from forensics_app.core.zoo.export import PARITY_TOLERANCE, export_module, parity_max_abs_diff
 from forensics_app.core.zoo.fetch import fetch_weight, mirror_folders
-from forensics_app.core.zoo.manifest import Manifest, read_manifest, shipped_manifests
+from forensics_app.core.zoo.manifest import Manifest, check_safe_name, read_manifest, shipped_manifests
 
 HOME_ENV = "FORENSICS_APP_HOME"
 ONNX_FILES = {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}
+STAGING = ".installing"  # inside a model's folder: everything an install writes, until it succeeds
 
 
 def app_home() -> Path:
@@ -89,10 +90,14 @@ class Zoo:
             return []
         return sorted(p.parent.name for p in self.root.glob("*/receipt.json"))
 
+    def model_folder(self, model_id: str) -> Path:
+        """zoo/<id>, refusing ids that are not one plain name (no '/', '..', '.')."""
+        return self.root / check_safe_name("Model id", model_id)
+
     def installed(self, model_id: str) -> InstalledModel:
-        folder = self.root / model_id
+        folder = self.model_folder(model_id)
         receipt_path = folder / "receipt.json"
-        if not receipt_path.exists():
+        if not receipt_path.is_file():
             known = self.manifests()
             if model_id not in known:  # a typo: say which ids exist rather than how to install a missing one
                 installed = self.installed_ids()
@@ -101,10 +106,17 @@ class Zoo:
                                f"installable: {', '.join(installable) or 'none'} (see: forensics-app zoo list).")
             raise ModelNotInstalled(f"Model {model_id!r} is not installed. Run: forensics-app zoo install {model_id}")
         manifest = read_manifest(folder / "manifest.toml")
+        receipt = json.loads(receipt_path.read_text(encoding="utf-8"))
+        if manifest.id != model_id or receipt.get("id") != model_id:
+            raise ZooError(f"The zoo folder {folder} holds files of another model (manifest {manifest.id!r}, "
+                           f"receipt {receipt.get('id')!r}); reinstall {model_id}.")
+        if receipt.get("model_hash") != _model_hash(manifest, receipt):
+            raise ZooError(f"The install receipt of {model_id} does not match its manifest and ONNX hashes; "
+                           f"reinstall {model_id}.")
         shipped = shipped_manifests().get(model_id)
         if shipped is not None:  # the shipped copy also knows where its default calibration lives
             manifest = shipped if shipped.weights == manifest.weights else manifest
-        return InstalledModel(manifest, folder, json.loads(receipt_path.read_text()))
+        return InstalledModel(manifest, folder, receipt)
 
     def all_installed(self) -> list[InstalledModel]:
         return [self.installed(i) for i in self.installed_ids()]
@@ -112,27 +124,59 @@ class Zoo:
     # -- install -----------------------------------------------------------------------------
     def install(self, model_id: str, mirrors: list[Path] | None = None, allow_download: bool = True,
                 log=lambda message: None) -> InstalledModel:
+        """Fetch, build, export and check in zoo/<id>/.installing, then move the results into zoo/<id>.
+
+        A failed install leaves nothing behind: the staging folder goes, and so does zoo/<id> when
+        this install created it. The receipt is written last, so a model counts as installed only
+        when every file it names is in place.
+        """
         manifest = self.manifest(model_id)
         if manifest.kind != "autoencoder":
             raise ZooError(f"{model_id} is a {manifest.kind}; only autoencoders are installed this way.")
-        folder = self.root / model_id
-        weights_dir = folder / "weights"
-        sources = {}
-        for weight in manifest.weights:
-            fetched = fetch_weight(weight, weights_dir, mirror_folders(mirrors), allow_download)
-            sources[weight.file] = fetched.source
-            log(f"{weight.file}: SHA-256 verified ({fetched.source})")
-        from forensics_app.core.zoo.architectures import build_autoencoder
+        folder = self.model_folder(model_id)
+        created = not folder.exists()
+        staging = folder / STAGING
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            sources, weights = {}, []
+            for weight in manifest.weights:
+                fetched = fetch_weight(weight, staging / "weights", mirror_folders(mirrors), allow_download,
+                                       hub=manifest.hub)
+                sources[weight.file] = fetched.source
+                if weight.sha256 is None:  # the source publishes no hash: this install records it
+                    weight = replace(weight, sha256=fetched.sha256, recorded_at_install=True)
+                    log(f"{weight.file}: SHA-256 {fetched.sha256} recorded, not pinned ({fetched.source})")
+                else:
+                    log(f"{weight.file}: SHA-256 verified ({fetched.source})")
+                weights.append(weight)
+            manifest = replace(manifest, weights=tuple(weights))
+            from forensics_app.core.zoo.architectures import build_autoencoder
 
-        encoder, decoder = build_autoencoder(manifest.architecture,
-                                             {w.role: weights_dir / w.file for w in manifest.weights})
-        parity = self._export(manifest, encoder, decoder, folder, log)
-        if manifest.source is None or manifest.source.parent != folder:
-            (folder / "manifest.toml").write_text(manifest.to_toml(), encoding="utf-8")
-        receipt = self._receipt(manifest, folder, sources, parity)
-        _write_json_atomic(folder / "receipt.json", receipt)
+            encoder, decoder = build_autoencoder(manifest.architecture,
+                                                 {w.role: staging / "weights" / w.file for w in manifest.weights})
+            parity = self._export(manifest, encoder, decoder, staging, log)
+            self._commit(manifest, staging, folder)
+            _write_json_atomic(folder / "receipt.json", self._receipt(manifest, folder, sources, parity))
+        except BaseException:
+            if created:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         log(f"{model_id} installed in {folder}")
         return self.installed(model_id)
+
+    @staticmethod
+    def _commit(manifest: Manifest, staging: Path, folder: Path) -> None:
+        (folder / "receipt.json").unlink(missing_ok=True)  # not installed while files are being swapped
+        (folder / "weights").mkdir(exist_ok=True)
+        for weight in manifest.weights:
+            os.replace(staging / "weights" / weight.file, folder / "weights" / weight.file)
+        for name in ONNX_FILES.values():
+            os.replace(staging / name, folder / name)
+        if manifest.source is None or manifest.source.parent != folder:
+            (folder / "manifest.toml").write_text(manifest.to_toml(), encoding="utf-8")
 
     def _export(self, manifest: Manifest, encoder, decoder, folder: Path, log) -> dict:
         import torch
@@ -152,7 +196,7 @@ class Zoo:
             probe = torch.rand(1, example.shape[1], example.shape[2] * 2, example.shape[3] * 3, generator=generator)
             probe = probe * (hi - lo) + lo if role == "encoder" else probe * 2 - 1
             diff = parity_max_abs_diff(module, path, probe)
-            if diff > PARITY_TOLERANCE:
+            if not diff <= PARITY_TOLERANCE:  # NaN (a model that outputs NaN) fails too
                 raise ZooError(f"ONNX {role} of {manifest.id} differs from torch by {diff:.2e} "
                                f"(tolerance {PARITY_TOLERANCE}); the install was not completed.")
             parity[role] = {"max_abs_diff": diff, "input_shape": list(probe.shape)}
@@ -164,12 +208,12 @@ class Zoo:
         import onnxruntime
         import torch
 
-        onnx_hashes = {role: sha256_of_file(folder / name) for role, name in ONNX_FILES.items()}
-        weights = {w.file: {"sha256": w.sha256, "source": sources[w.file]} for w in manifest.weights}
-        model_hash = _combined_hash([w.sha256 for w in manifest.weights] + list(onnx_hashes.values()))
+        onnx_files = {name: {"sha256": sha256_of_file(folder / name)} for name in ONNX_FILES.values()}
+        weights = {w.file: {"sha256": w.sha256, "pinned": w.pinned, "source": sources[w.file]}
+                   for w in manifest.weights}
         return {
-            "id": manifest.id, "model_hash": model_hash, "weights": weights,
-            "onnx": {ONNX_FILES[r]: {"sha256": h} for r, h in onnx_hashes.items()},
+            "id": manifest.id, "model_hash": _model_hash(manifest, {"onnx": onnx_files}), "weights": weights,
+            "onnx": onnx_files,
             "parity": parity, "installed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": {"forensics_app": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
                          "onnxruntime": onnxruntime.__version__, "python": sys.version.split()[0],
@@ -196,19 +240,23 @@ class Zoo:
         return problems
 
     def remove(self, model_id: str) -> None:
-        folder = self.root / model_id
-        if not folder.is_dir():
-            raise ModelNotInstalled(f"Model {model_id!r} is not installed.")
+        """Delete an installed model's folder; only an installed id, only a real folder inside the zoo."""
+        if not isinstance(model_id, str) or model_id not in self.installed_ids():
+            raise ModelNotInstalled(f"Model {model_id!r} is not installed "
+                                    f"(installed: {', '.join(self.installed_ids()) or 'none'}).")
+        folder = self.model_folder(model_id)
+        if folder.is_symlink() or folder.resolve().parent != self.root.resolve():
+            raise ZooError(f"{folder} is not a folder inside the zoo ({self.root}); it was not removed.")
         shutil.rmtree(folder)
 
     def import_diffusers(self, source: Path, model_id: str, log=lambda message: None) -> InstalledModel:
         """Add a local diffusers autoencoder folder (config.json + safetensors) to the zoo and install it."""
         from forensics_app.core.zoo.architectures.diffusers_vae import manifest_for_folder
 
-        if model_id in shipped_manifests() or (self.root / model_id).exists():
+        folder = self.model_folder(model_id)
+        if model_id in shipped_manifests() or folder.exists():
             raise ZooError(f"A zoo entry called {model_id!r} already exists; choose another --id.")
         manifest = manifest_for_folder(Path(source), model_id)
-        folder = self.root / model_id
         folder.mkdir(parents=True)
         try:
             (folder / "manifest.toml").write_text(manifest.to_toml(), encoding="utf-8")
@@ -218,9 +266,12 @@ class Zoo:
             raise
 
 
-def _combined_hash(hashes: list[str]) -> str:
+def _model_hash(manifest: Manifest, receipt: dict) -> str:
+    """One hash over the weights' and the ONNX files' SHA-256s (weights in manifest order, then encoder, decoder)."""
     import hashlib
 
+    onnx = receipt.get("onnx", {})
+    hashes = [w.sha256 for w in manifest.weights] + [str(onnx.get(n, {}).get("sha256")) for n in ONNX_FILES.values()]
     return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
 
 

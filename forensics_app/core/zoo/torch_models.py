@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 
+from forensics_app.core.errors import ZooError
+from forensics_app.core.evidence import sha256_of_file
 from forensics_app.core.zoo.architectures import build_autoencoder
 from forensics_app.core.zoo.store import InstalledModel
 
@@ -25,8 +27,18 @@ def torch_autoencoder(installed: InstalledModel) -> tuple:
     key = (str(installed.folder), installed.model_hash)
     with _lock:
         if key not in _built:
+            _check_weights(installed)
             encoder, decoder = build_autoencoder(installed.manifest.architecture, installed.weight_paths())
             for module in filter(None, (encoder, decoder)):
                 module.requires_grad_(False).to(memory_format=torch.channels_last)
             _built[key] = (encoder, decoder)
         return _built[key]
+
+
+def _check_weights(installed: InstalledModel) -> None:
+    """The weight files must still be the ones installed (as the ONNX files are checked before they run)."""
+    for weight in installed.manifest.weights:
+        path = installed.folder / "weights" / weight.file
+        if not path.is_file() or sha256_of_file(path) != weight.sha256:
+            raise ZooError(f"{installed.id}: {weight.file} is missing or not the file this model was installed "
+                           f"with; it was not loaded. Reinstall: forensics-app zoo install {installed.id}")
