@@ -13,7 +13,7 @@ import pytest
 
 from conftest import MIRROR
 from local_servers import serve_folder
-from forensics_app.core.errors import ModelNotInstalled, ZooError
+from forensics_app.core.errors import ZooError
 from forensics_app.core.zoo.fetch import fetch_weight
 from forensics_app.core.zoo.manifest import WeightFile, parse_manifest, shipped_manifests
 from forensics_app.core.zoo.store import Zoo

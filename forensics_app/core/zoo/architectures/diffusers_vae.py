@@ -15,7 +15,6 @@ huge channel counts therefore costs nothing and is refused, instead of allocatin
 from __future__ import annotations
 
 import json
-import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
