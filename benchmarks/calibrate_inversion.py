@@ -4,7 +4,7 @@ Inversion costs tens of decoder passes per sample, so it is calibrated on its ow
 crops) rather than with the cheap methods; ``--merge`` adds the "inversion" entry to an existing
 calibration file (re-read just before writing, so entries computed meanwhile are kept).
 
-    python benchmarks/calibrate_inversion.py --real ../shared/images/real/cbsd68 --out /tmp/inv.json \
+    python benchmarks/calibrate_inversion.py --real ../shared/images/real/imagenet1k --out /tmp/inv.json \
         --merge model_zoo/taef2.calibration.json
 """
 
@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from forensics_app.core.calibrate import CalibrationPlan, build_calibrations
+from forensics_app.core.calibrate import CalibrationPlan, build_calibration, real_pool
 from forensics_app.core.calibration import load_calibrations, save_calibrations
 from forensics_app.core.jobs import Progress
 from forensics_app.core.methods.inversion import Inversion
@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="taef2")
     parser.add_argument("--home", type=Path, help="app home holding the installed model (default: the app's)")
-    parser.add_argument("--real", type=Path, required=True, help="calibration split of real photos")
+    parser.add_argument("--real", type=Path, required=True, help="folder of real photos (its calibration split is used)")
     parser.add_argument("--max-images", type=int, default=50)
     parser.add_argument("--crops", type=int, default=2, help="crops per image (128 x 128)")
     parser.add_argument("--out", type=Path, required=True, help="write the inversion calibration here")
@@ -39,13 +39,13 @@ def main() -> None:
     def progress(p: Progress) -> None:
         print(f"{p.fraction:6.1%}  {time.perf_counter() - start:6.0f} s  {p.message}", flush=True)
 
-    plan = CalibrationPlan(crops_per_image=args.crops, crop_sides=(128,))
-    [calibration] = build_calibrations(OnnxAutoencoder(installed), [Inversion()], args.real, plan=plan,
-                                       max_images=args.max_images, progress=progress)
+    plan = CalibrationPlan(crops_per_image=args.crops, crop_sides=(128,), own_samples=args.max_images * args.crops)
+    pool = real_pool(args.real, plan, args.max_images)
+    calibration, _ = build_calibration(OnnxAutoencoder(installed), Inversion(), pool, args.real, plan,
+                                       progress=progress, max_images=args.max_images)
     calibration.data["model_hash"] = installed.model_hash
     save_calibrations(args.out, [calibration])
-    print(f"{len(calibration.own_scores)} own / {len(calibration.real_scores)} real; at alpha 0.01: threshold "
-          f"{calibration.threshold(0.01)}, rates {calibration.error_rates(0.01)}; written to {args.out}")
+    print(f"{len(calibration.own_scores)} own / {len(calibration.real_scores)} real; written to {args.out}")
     if args.merge:
         merged = load_calibrations(args.merge) if args.merge.exists() else {}
         merged["inversion"] = calibration

@@ -17,6 +17,13 @@ ALPHA = 0.01
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "cat")
 
 
+def calibrated_autoencoders() -> list[str]:
+    """The zoo's autoencoders that ship a calibration (TAEF2 and the demo AEs; their weights are in the mirror)."""
+    from forensics_app.core.zoo.manifest import shipped_manifests
+
+    return sorted(i for i, m in shipped_manifests().items() if m.kind == "autoencoder" and m.calibration_file)
+
+
 def zoo_with(home: Path, model_ids) -> Zoo:
     """The zoo in ``home`` with these models installed (from the offline mirror when missing)."""
     zoo = Zoo(home)

@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (SHARED, SKIMAGE_PHOTOS, TEST_PHOTOS, crops, generated_images, print_table,  # noqa: E402
-                    write_json, zoo_with)
+from common import (SHARED, SKIMAGE_PHOTOS, TEST_PHOTOS, calibrated_autoencoders, crops, generated_images,  # noqa: E402
+                    print_table, write_json, zoo_with)
 
 from forensics_app.core.calibrate import jpeg_roundtrip, resized, test_split, to_uint8  # noqa: E402
 from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
@@ -175,7 +175,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    ids = sorted(i for i, m in shipped_manifests().items() if m.kind == "autoencoder")
+    ids = calibrated_autoencoders()
     zoo = zoo_with(args.home, ids)
     engine = Engine(zoo, AnalysisSettings(models=tuple(ids), alpha=args.alpha))
     items = image_set(zoo, ids, args.per_model, args.travelled, args.seed)

@@ -131,7 +131,8 @@ def cmd_zoo_calibrate(args) -> int:
     model = zoo.installed(args.id)
     names = [m for part in args.method for m in part.split(",") if m]
     methods = [get_method(n) for n in names] if names else [m for m in all_methods().values() if m.decisive]
-    plan = replace(CalibrationPlan(seed=args.seed), **({"crops_per_image": args.crops} if args.crops else {}))
+    plan = replace(CalibrationPlan(seed=args.seed), own_samples=args.own,
+                   **({"crops_per_image": args.crops} if args.crops else {}))
     real_dir = Path(args.real)
     last = [-1]
 
@@ -509,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(the zoo's shipped calibrations use imagenet1k: the same folder makes them comparable)")
     c.add_argument("--generated", help="folder of this model's own outputs (default: made with its decoder)")
     c.add_argument("--crops", type=positive_int, help="crops per photo (default 4)")
+    c.add_argument("--own", type=positive_int, default=300, help="own outputs to make (default 300)")
     c.add_argument("--max-images", type=positive_int)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--method", action="append", default=[],

@@ -21,13 +21,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import SHARED, zoo_with  # noqa: E402
+from common import SHARED, calibrated_autoencoders, zoo_with  # noqa: E402
 
-from forensics_app.core.calibrate import CalibrationPlan, build_calibration, real_pool, score_samples  # noqa: E402
+from forensics_app.core.calibrate import (CalibrationPlan, build_calibration, plan_tag, real_pool,  # noqa: E402
+                                          score_samples)
 from forensics_app.core.calibration import load_calibrations, save_calibrations  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD  # noqa: E402
 from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
-from forensics_app.core.zoo.manifest import shipped_manifests  # noqa: E402
 
 REAL = SHARED / "images" / "real" / "imagenet1k"
 
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated ids (default: every zoo autoencoder)")
     parser.add_argument("--stage", choices=("pool", "scores", "cross", "write"), required=True)
     args = parser.parse_args()
-    all_ids = sorted(i for i, m in shipped_manifests().items() if m.kind == "autoencoder")
+    all_ids = calibrated_autoencoders()
     ids = [i for i in args.models.split(",") if i] or all_ids
     zoo = zoo_with(args.home, all_ids)
     plan = CalibrationPlan()
@@ -77,6 +77,8 @@ def main() -> None:
         for model_id in ids:
             with open(args.work / f"{model_id}.pkl", "rb") as f:
                 calibration = Calibration.from_dict(pickle.load(f)["calibration"])
+            tag = f"@{plan_tag(plan)}"  # pools drawn before ids carried the plan's tag
+            calibration.real_ids = np.array([i if i.endswith(tag) else i + tag for i in calibration.real_ids])
             with open(args.work / f"{model_id}.cross.pkl", "rb") as f:
                 calibration.cross = {m: np.asarray(v) for m, v in pickle.load(f).items()}
             calibration.data["cross"] = (f"first {plan.cross_samples} own outputs of each other zoo autoencoder, "

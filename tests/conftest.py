@@ -14,7 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the checkout (the repository root)
 MIRROR = SHARED / "zoo-mirror"
 REAL_TEST = SHARED / "images" / "real" / "cset14"  # held-out photos: never used for calibration or training
-REAL_CALIBRATION = SHARED / "images" / "real" / "cbsd68"
+REAL_CALIBRATION = SHARED / "images" / "real" / "imagenet1k"  # its calibration split (core/calibrate.py)
 GENERATED = SHARED / "images" / "generated"
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REAL_CALIBRATION, real_crop, save_png
-from forensics_app.core.calibrate import CalibrationPlan, build_calibrations, own_output
+from forensics_app.core.calibrate import CalibrationPlan, build_calibration, own_output, real_pool
 from forensics_app.core.calibration import load_calibrations
 from forensics_app.core.errors import Cancelled
 from forensics_app.core.imageprep import TilingSettings
@@ -89,10 +89,11 @@ def test_residual_map_covers_the_image_and_large_images_use_a_centred_region(tae
     assert not residual[:, :32].any() and not residual[:, 96:].any()
 
 
-def test_calibrates_through_build_calibrations(taef2):
+def test_calibrates_through_build_calibration(taef2):
     method = Inversion(steps=2)
-    [calibration] = build_calibrations(taef2, [method], REAL_CALIBRATION, max_images=1,
-                                       plan=CalibrationPlan(crops_per_image=2, crop_sides=(64,)))
+    plan = CalibrationPlan(crops_per_image=2, crop_sides=(64,), own_samples=2)
+    calibration, _ = build_calibration(taef2, method, real_pool(REAL_CALIBRATION, plan, max_images=1), REAL_CALIBRATION, plan,
+                                       max_images=1)
     assert calibration.method == "inversion" and calibration.parameters == method.parameters
     assert len(calibration.own_scores) == len(calibration.real_scores) == 2
 
@@ -114,7 +115,7 @@ def test_cli_calibrates_only_the_methods_asked_for(installed_zoo, tmp_path):
 
     out = tmp_path / "calibration.json"
     assert main(["--home", str(installed_zoo.home), "zoo", "calibrate", "taef2", "--real", str(REAL_CALIBRATION),
-                 "--max-images", "1", "--crops", "1", "--method", "reconstruction", "--out", str(out)]) == 0
+                 "--max-images", "1", "--crops", "1", "--own", "2", "--method", "reconstruction", "--out", str(out)]) == 0
     assert set(load_calibrations(out)) == {"reconstruction"}
 
 

@@ -5,8 +5,9 @@ the scores of all installed candidates can be compared sample by sample (the fam
 rule in core/family.py needs that). Each real crop goes through one randomly drawn history of the
 real world: as published, re-compressed as JPEG at quality 50-100, compressed twice, resized by
 0.5-1.5x before cropping, or resized and then compressed; the crop itself is at a random offset.
-Each sample records its id (photo file and crop number), so a model calibrated later scores exactly
-the same samples, and the condition its pixels show (core/traces.py), so evidence is compared with
+Each sample records its id (photo file, crop number and a tag of the plan that drew it), so a model
+calibrated later with the same folder and plan scores exactly the same samples, and ids from another
+plan never match; and the condition its pixels show (core/traces.py), so evidence is compared with
 samples of its own condition.
 
 Only photos of the *calibration split* enter (``calibration_split``): a fixed two thirds of the
@@ -52,6 +53,12 @@ class CalibrationPlan:
     resize_range: tuple[float, float] = (0.5, 1.5)
     latent_noise: float = 0.1  # in units of the latent's standard deviation
     seed: int = 0
+
+
+def plan_tag(plan: CalibrationPlan) -> str:
+    """A short digest of everything that decides which real samples a plan draws."""
+    drawn = (plan.crops_per_image, plan.crop_sides, plan.real_jpeg_qualities, plan.resize_range, plan.seed)
+    return hashlib.sha256(repr(drawn).encode()).hexdigest()[:8]
 
 
 def in_calibration_split(path: Path) -> bool:
@@ -133,7 +140,7 @@ def real_pool(folder: Path, plan: CalibrationPlan = CalibrationPlan(), max_image
         for k in range(plan.crops_per_image):
             pixels, history = real_sample(photo, plan, rng)
             if pixels is not None:
-                samples.append(Sample(f"{folder.name}/{path.name}#{k}", pixels, history,
+                samples.append(Sample(f"{folder.name}/{path.name}#{k}@{plan_tag(plan)}", pixels, history,
                                       pixel_traces(pixels).condition))
     return samples
 
