@@ -15,10 +15,13 @@ calibration samples, the chance that any candidate's p_real is <= c is then at m
 conformal argument that makes (1 + count) / (n + 1) p-values exact). c lies between alpha / k and
 alpha, and adding a look-alike candidate barely lowers it.
 
-Two guards: the samples used are those whose pixels show the image's condition (core/traces.py); and
-a threshold may not rest on the calibration's last few samples: at least ``MIN_TAIL_SAMPLES`` real
-samples must lie at or below it, otherwise the rule cannot attribute at this rate and says so
-(abstains) instead of pretending a resolution it does not have. Calibrations that do not share real
+Two guards: the samples used are those whose pixels show the image's condition (core/traces.py), or,
+where those are too few for the rate, the samples of every condition (the rule says so); and no
+candidate's threshold may rest on the calibration's last few samples: at least ``MIN_TAIL_SAMPLES``
+of its real samples must lie at or below it, otherwise the rule cannot attribute at this rate and
+says so (abstains) instead of pretending a resolution it does not have. The extreme tails of
+different candidates hardly coincide (measured on the zoo: each candidate's lowest real samples are
+different photos), so c is close to alpha / k and k candidates need about 4 k / alpha real samples. Calibrations that do not share real
 samples (older files, or models calibrated on other photos) fall back to alpha / k on each model's
 own samples, under the same tail guard.
 """
@@ -32,7 +35,7 @@ import numpy as np
 
 from forensics_app.core.calibration import Calibration
 
-MIN_TAIL_SAMPLES = 5
+MIN_TAIL_SAMPLES = 3  # real samples at or below each candidate's threshold, at least
 
 
 @dataclass
@@ -45,7 +48,7 @@ class FamilyRule:
     procedure: str  # "min-p" (joint real samples) or "bonferroni"
     critical_p: float | None  # a reading with p_real <= this is consistent; None: cannot attribute
     n_real: int  # real samples the rule was calibrated on
-    tail: int  # real samples at or below the critical value
+    tail: int  # each candidate's real samples at or below its threshold
     calibrations: dict[str, Calibration] = field(default_factory=dict, repr=False)  # the samples used, per model
     reason: str = ""
 
@@ -76,24 +79,40 @@ def p_values(scores: np.ndarray) -> np.ndarray:
                     axis=1) / (n + 1)
 
 
+def per_model_tail(critical_p: float, n: int) -> int:
+    """How many of a candidate's n real samples score at or below its threshold at this critical p-value."""
+    return int(math.floor(critical_p * (n + 1) + 1e-9)) - 1
+
+
 def critical_p_value(real_scores: np.ndarray, alpha: float) -> tuple[float | None, int]:
-    """The min-p critical value for an (n, k) matrix of real scores; (None, tail) when the tail is too thin."""
+    """The min-p critical value for an (n, k) matrix of real scores, and each candidate's tail under it;
+    (None, tail) when a candidate's threshold would rest on fewer than MIN_TAIL_SAMPLES real samples."""
     n = real_scores.shape[0]
     smallest = np.sort(p_values(real_scores).min(axis=1))
     allowed = int(math.floor(alpha * (n + 1) + 1e-9)) - 1  # (1 + count) / (n + 1) <= alpha
-    if allowed < MIN_TAIL_SAMPLES:
-        return None, max(allowed, 0)
+    if allowed < 0:
+        return None, 0
     # the largest c on the p-value grid with count(smallest <= c) <= allowed
     c = smallest[allowed] - 0.5 / (n + 1) if allowed < n else 1.0
-    c = math.floor(c * (n + 1)) / (n + 1)
-    tail = int(np.sum(smallest <= c + 1e-12))
-    if tail < MIN_TAIL_SAMPLES:
-        return None, tail
-    return c, tail
+    c = math.floor(c * (n + 1) + 1e-9) / (n + 1)
+    tail = max(per_model_tail(c, n), 0)
+    return (c if tail >= MIN_TAIL_SAMPLES else None), tail
 
 
 def family_rule(calibrations: dict[str, Calibration], alpha: float, condition: str | None) -> FamilyRule:
-    """The critical p-value for these candidates' calibrations (one method), on the image's condition."""
+    """The critical p-value for these candidates' calibrations (one method), on the samples of the image's
+    condition; where those are too few for the rate, on the samples of every condition (and it says so)."""
+    rule = _rule_on(calibrations, alpha, condition)
+    if rule.critical_p is None and condition is not None:
+        pooled = _rule_on(calibrations, alpha, None)
+        if pooled.critical_p is not None:
+            pooled.reason = (f"the real samples of this image's condition ({condition}: {rule.n_real}) are too few for "
+                             f"this rate; the samples of every condition were used")
+            return pooled
+    return rule
+
+
+def _rule_on(calibrations: dict[str, Calibration], alpha: float, condition: str | None) -> FamilyRule:
     models = sorted(calibrations)
     k = len(models)
     by_condition = {m: c.for_condition(condition) for m, c in calibrations.items()}
@@ -111,14 +130,17 @@ def family_rule(calibrations: dict[str, Calibration], alpha: float, condition: s
         used = by_condition
         per_model = alpha / max(1, k)
         n = min(len(c.real_scores) for c in used.values()) if used else 0
-        tail = int(math.floor(per_model * (n + 1) + 1e-9)) - 1
+        tail = max(per_model_tail(per_model, n), 0)
         rule = FamilyRule(alpha, models, condition, "bonferroni", per_model if tail >= MIN_TAIL_SAMPLES else None,
-                          n, max(tail, 0), used)
+                          n, tail, used)
     if rule.critical_p is None:
-        needed = math.ceil((MIN_TAIL_SAMPLES + 1) / alpha) - 1
-        rule.reason = (f"too few real calibration samples of this image's condition ({condition or 'all'}: {rule.n_real}) "
-                       f"to attribute at {alpha:g} among {k} candidate{'s' if k > 1 else ''}: at least {needed} are "
-                       f"needed so that {MIN_TAIL_SAMPLES} or more lie beyond the threshold")
+        # the extreme tails of different candidates hardly coincide, so c is near alpha / k: each
+        # candidate needs about (MIN_TAIL_SAMPLES + 1) k / alpha real samples
+        needed = math.ceil((MIN_TAIL_SAMPLES + 1) * k / alpha) - 1
+        rule.reason = (f"too few real calibration samples ({condition or 'all conditions'}: {rule.n_real}) to attribute at "
+                       f"{alpha:g} among {k} candidate{'s' if k > 1 else ''}: each threshold would rest on fewer than "
+                       f"{MIN_TAIL_SAMPLES} real samples (about {needed} are needed; ask about fewer candidates or "
+                       f"accept a higher rate)")
     return rule
 
 
