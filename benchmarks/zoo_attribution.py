@@ -80,7 +80,8 @@ def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) ->
                           {"source": model_id, "form": "resized 1.5x", "maker": model_id, "pixels": resized(out, 1.5)}]
     sd = crops(generated_images("sd1") + generated_images("sd2"), SIDE, 1, rng)
     items += [{"source": "SD1+SD2 (outside the zoo)", "form": "PNG", "maker": None, "pixels": c} for c in sd]
-    for item in items:
+    for index, item in enumerate(items):
+        item["index"] = index  # the key of its scores in the cache, also in subsets of the items
         pixels = item.pop("pixels")
         item["bytes"] = encoded(pixels, item["form"]) if item["form"].startswith(("PNG", "JPEG")) else encoded(pixels, "PNG")
     return items
@@ -110,7 +111,8 @@ def verdicts(engine: Engine, items: list[dict], scored: dict, candidates: list[s
     by_id = {m.id: m for m in engine.models}
     method = engine.methods[0]
     out = []
-    for i, item in enumerate(items):
+    for item in items:
+        i = item["index"]
         evidence = evidence_from_bytes(Path(f"{i}.img"), item["bytes"])
         results = [(by_id[m], method, MethodResult(r["method"], r["version"], m, r["score"], r["components"], {},
                                                    r["provider"], r["parameters"], r["seconds"]))
@@ -188,7 +190,7 @@ def main() -> None:
     all_nine = list(zip(items, verdicts(engine, items, scored, ids)))
     rows = {}
     for item, v in all_nine:
-        key = f"{item['source']}, {item['form']}" if item["maker"] else item["source"]
+        key = item["source"] if item["source"].startswith("SD") else f"{item['source']}, {item['form']}"
         rows.setdefault(key, []).append((item, v))
     real = [(i, v) for i, v in all_nine if i["source"] == "real photos"]
     rows = {"real photos, all forms": real, **rows}
