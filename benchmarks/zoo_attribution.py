@@ -35,6 +35,7 @@ from common import (SHARED, SKIMAGE_PHOTOS, TEST_PHOTOS, calibrated_autoencoders
 from forensics_app.core.calibrate import jpeg_roundtrip, resized, test_split, to_uint8  # noqa: E402
 from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
 from forensics_app.core.evidence import evidence_from_bytes  # noqa: E402
+from forensics_app.core.family import MIN_TAIL_SAMPLES  # noqa: E402
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED  # noqa: E402
 from forensics_app.core.methods.base import MethodResult  # noqa: E402
 from forensics_app.core.pipeline import AnalysisSettings, Engine, Scored  # noqa: E402
@@ -157,6 +158,11 @@ def summary_lines(results: dict, k: int) -> list[str]:
         negative = sum(round(r["not attributed"] * r["n"]) for r in rows.values())
         lines.append(f"own outputs, {form}: attributed to their generator {right}; to a wrong one {wrong} and "
                      f"'not attributed' {negative} of {sum(r['n'] for r in rows.values())}")
+    own = [r for source, r in nine.items() if not source.startswith(("real", "SD"))]
+    undecided = sum(round(r["inconclusive"] * r["n"]) for r in own)
+    lines.append(f"with all {k} installed, own outputs inconclusive: {undecided} of {sum(r['n'] for r in own)} (where "
+                 f"each candidate's threshold would rest on fewer than {MIN_TAIL_SAMPLES} real samples the rule "
+                 f"abstains)")
     lines += [f"TAEF2 alone, {source}: attributed {count(r, 'right') if 'taef2' in source else count(r, 'wrong')}"
               for source, r in alone.items()]
     return lines
