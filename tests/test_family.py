@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
+from conftest import real_crop
 from forensics_app.core.calibration import Calibration
 from forensics_app.core.family import (MIN_TAIL_SAMPLES, critical_p_value, family_rule, pair_test, p_values,
                                        wrong_generator_rates)
@@ -129,3 +134,23 @@ def test_the_verdict_resolves_several_consistent_candidates_with_the_pair_test()
 def test_notes_from_the_analysis_reach_the_verdict():
     v = decide([reading("a", REJECTED)], 0.01, {"a": "Model A"}, context=DecisionContext(notes=["cropped: x"]))
     assert "cropped: x" in v.reasons
+
+
+def test_calibrations_without_conditions_are_used_whole_and_say_no_condition():
+    rng = np.random.default_rng(8)
+    calibrations = shared_pool_calibrations(rng)  # no conditions recorded
+    rule = family_rule(calibrations, 0.01, "clean")
+    assert rule.condition is None and rule.n_real == 1500
+    assert "(clean)" not in rule.describe() and "1500 real calibration photos" in rule.describe()
+
+
+def test_only_decisive_methods_rules_reach_the_verdict(installed_zoo):
+    from forensics_app.core.evidence import evidence_from_bytes
+    from forensics_app.core.pipeline import AnalysisSettings, Engine
+
+    buffer = io.BytesIO()
+    Image.fromarray(real_crop(side=128)).save(buffer, "PNG")
+    engine = Engine(installed_zoo, AnalysisSettings(methods=("aedr", "reconstruction")))
+    findings = engine.analyse_evidence(evidence_from_bytes(Path("crop.png"), buffer.getvalue()))
+    assert not any(r.startswith("reconstruction:") or "272" in r for r in findings.verdict.reasons)
+    assert any("real calibration photos" in r for r in findings.verdict.reasons)  # the AEDR rule, stated once

@@ -58,14 +58,19 @@ class FamilyRule:
                 "tail": self.tail, "min_tail_samples": MIN_TAIL_SAMPLES, "reason": self.reason}
 
     def describe(self) -> str:
-        rate = f"{self.alpha:g}"
+        rate = f"{self.alpha:.0%}" if self.alpha >= 0.01 else f"{self.alpha:g}"
         k = len(self.candidates)
         if self.critical_p is None:
             return self.reason
+        samples = f"{self.n_real} real calibration photos" + (f" ({self.condition})" if self.condition else "")
+        note = f"; {self.reason}" if self.reason else ""
+        if self.procedure == "min-p" and k == 1:
+            return (f"compared with {samples}: a reading counts as consistent when p_real <= {self.critical_p:.2g}, "
+                    f"so that a real photo is attributed at most {rate} of the time{note}")
         if self.procedure == "min-p":
-            return (f"{k} candidate generator{'s' if k > 1 else ''} tested together on the same {self.n_real} real "
-                    f"calibration photos: a reading counts as consistent when p_real <= {self.critical_p:.2g}, so "
-                    f"that a real photo is attributed to any of them at most {rate} of the time")
+            return (f"{k} candidate generators tested together on the same {samples}: a reading counts as consistent "
+                    f"when p_real <= {self.critical_p:.2g}, so that a real photo is attributed to any of them at most "
+                    f"{rate} of the time{note}")
         return (f"{k} candidate generators with calibrations on different photos: each tested at "
                 f"{self.critical_p:.2g} (alpha / k), so that a real photo is attributed to any of them at most {rate} "
                 f"of the time")
@@ -115,6 +120,8 @@ def family_rule(calibrations: dict[str, Calibration], alpha: float, condition: s
 def _rule_on(calibrations: dict[str, Calibration], alpha: float, condition: str | None) -> FamilyRule:
     models = sorted(calibrations)
     k = len(models)
+    if any(c.real_conditions is None or c.own_conditions is None for c in calibrations.values()):
+        condition = None  # a calibration that recorded no conditions can only be used whole
     by_condition = {m: c.for_condition(condition) for m, c in calibrations.items()}
     have_ids = all(c.real_ids is not None for c in by_condition.values())
     shared = None

@@ -235,7 +235,8 @@ def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]],
         if cal is not None:
             by_method.setdefault(method.name, {})[loaded.id] = cal
     rules = {name: family_rule(cals, alpha, condition) for name, cals in by_method.items()}
-    context.rules = rules
+    decisive = {method.name for _, method, _ in results if method.decisive}
+    context.rules = {name: rule for name, rule in rules.items() if name in decisive}  # baselines never decide
     candidates = []
     for loaded, method, result in results:
         manifest = loaded.installed.manifest

@@ -101,7 +101,8 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
     statuses = {m: model_status(rs) for m, rs in by_model.items()}
     consistent = sorted(m for m, (s, _) in statuses.items() if s == CONSISTENT)
     reasons = [f"{name(m)}: {why}" for m, (s, why) in sorted(statuses.items()) if why]
-    reasons += [rule.describe() for _, rule in sorted(context.rules.items())]
+    several = len(context.rules) > 1
+    reasons += [(f"{method}: " if several else "") + rule.describe() for method, rule in sorted(context.rules.items())]
     reasons += context.notes
     if jpeg_quality is not None or heavy_jpeg:
         quality = f" (estimated quality {jpeg_quality})" if jpeg_quality is not None else " (seen in the pixels)"
