@@ -92,7 +92,7 @@ def test_all_rejected_is_not_attributed_unless_heavily_compressed():
     assert negative.label == "not_attributed" and "does not mean the image is a photograph" in negative.text
     v = decide(readings, 0.01, NAMES, jpeg_quality=70)
     assert v.label == "inconclusive" and any("quality 70" in r for r in v.reasons)
-    v = decide(readings, 0.01, NAMES, heavy_jpeg=True)  # JPEG traces seen in the pixels of a PNG
+    v = decide(readings, 0.01, NAMES, jpeg_traces=True)  # JPEG traces seen in the pixels of a PNG
     assert v.label == "inconclusive" and any("seen in the pixels" in r for r in v.reasons)
 
 

@@ -33,8 +33,8 @@ import numpy as np
 from PIL import Image
 
 from forensics_app.core.calibration import Calibration, weights_sha256
-from forensics_app.core.evidence import iter_image_files, load_evidence
-from forensics_app.core.imageprep import TilingSettings, from_model_range, to_model_range
+from forensics_app.core.evidence import IntakeLimits, iter_image_files, load_evidence
+from forensics_app.core.imageprep import TilingSettings, analysis_region, crop, from_model_range, to_model_range
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
 from forensics_app.core.traces import pixel_traces
 
@@ -189,8 +189,9 @@ def score_samples(autoencoder, method, samples: list[Sample], tiling: TilingSett
     scores = []
     for i, sample in enumerate(samples):
         cancel.raise_if_cancelled()
-        h, w = sample.pixels.shape[0] // factor * factor, sample.pixels.shape[1] // factor * factor
-        rgb01 = sample.pixels[:h, :w].astype(np.float32) / 255.0
+        # the region the pipeline would analyse in an evidence file with these pixels
+        region = analysis_region(*sample.pixels.shape[:2], factor, tiling, IntakeLimits().min_side)
+        rgb01 = crop(sample.pixels, region).astype(np.float32) / 255.0
         scores.append(method.run(rgb01, autoencoder, tiling, cancel).score)
         progress(Progress((i + 1) / len(samples), f"{label}{method.name}: {i + 1}/{len(samples)}"))
     return np.asarray(scores, dtype=np.float64)

@@ -21,9 +21,9 @@ candidate's threshold may rest on the calibration's last few samples: at least `
 of its real samples must lie at or below it, otherwise the rule cannot attribute at this rate and
 says so (abstains) instead of pretending a resolution it does not have. The extreme tails of
 different candidates hardly coincide (measured on the zoo: each candidate's lowest real samples are
-different photos), so c is close to alpha / k and k candidates need about 4 k / alpha real samples. Calibrations that do not share real
-samples (older files, or models calibrated on other photos) fall back to alpha / k on each model's
-own samples, under the same tail guard.
+different photos), so c is close to alpha / k and k candidates need about 4 k / alpha real samples.
+Calibrations that do not share real samples (older files, or models calibrated on other photos) fall
+back to alpha / k on each model's own samples, under the same tail guard.
 """
 
 from __future__ import annotations
@@ -144,10 +144,10 @@ def _rule_on(calibrations: dict[str, Calibration], alpha: float, condition: str 
         # the extreme tails of different candidates hardly coincide, so c is near alpha / k: each
         # candidate needs about (MIN_TAIL_SAMPLES + 1) k / alpha real samples
         needed = math.ceil((MIN_TAIL_SAMPLES + 1) * k / alpha) - 1
-        rule.reason = (f"too few real calibration samples ({condition or 'all conditions'}: {rule.n_real}) to attribute at "
-                       f"{alpha:g} among {k} candidate{'s' if k > 1 else ''}: each threshold would rest on fewer than "
-                       f"{MIN_TAIL_SAMPLES} real samples (about {needed} are needed; ask about fewer candidates or "
-                       f"accept a higher rate)")
+        rule.reason = (f"too few real calibration samples ({condition or 'all conditions'}: {rule.n_real}) to "
+                       f"attribute at {alpha:g} among {k} candidate{'s' if k > 1 else ''}: each threshold would rest "
+                       f"on fewer than {MIN_TAIL_SAMPLES} real samples (about {needed} are needed; ask about fewer "
+                       f"candidates or accept a higher rate)")
     return rule
 
 
@@ -182,7 +182,7 @@ def wrong_generator_rates(model: str, threshold: float | None, calibrations: dic
 
 
 def look_alikes(model: str, score: float, calibrations: dict[str, Calibration], condition: str | None) -> dict:
-    """For each other candidate, the share of its own outputs that score at least as low as this image under ``model``."""
+    """Per other candidate: the share of its own outputs that score at least as low as this image under ``model``."""
     own = calibrations[model]
     out = {}
     for other, calibration in sorted(calibrations.items()):
@@ -211,6 +211,10 @@ class PairTest:
         if self.p_not_first <= PAIR_TEST_LEVEL < self.p_not_second:
             return self.second
         return None
+
+    @property
+    def loser(self) -> str | None:
+        return None if self.winner is None else (self.second if self.winner == self.first else self.first)
 
     def to_dict(self) -> dict:
         return {"first": self.first, "second": self.second, "p_not_first": self.p_not_first,

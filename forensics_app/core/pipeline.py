@@ -18,7 +18,7 @@ from forensics_app.core.calibration import (Calibration, calibration_for, held_o
 from forensics_app.core.calibrate import parameters_for
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import Evidence, IntakeLimits, load_evidence
-from forensics_app.core.family import PairTest, family_rule, look_alikes, pair_test, wrong_generator_rates
+from forensics_app.core.family import FamilyRule, PairTest, family_rule, look_alikes, pair_test, wrong_generator_rates
 from forensics_app.core.findings import (CONSISTENT, REJECTED, UNDECIDED, CandidateFinding, FailedImage, ImageFindings,
                                          absolute_path)
 from forensics_app.core.fingerprint import candidate_finding as fingerprint_candidate
@@ -29,7 +29,7 @@ from forensics_app.core.methods import DEFAULT_METHODS, get_method
 from forensics_app.core.methods.base import MethodResult
 from forensics_app.core.runtime import RuntimeSettings, SessionCache
 from forensics_app.core.traces import JPEG_TRACES, pixel_traces
-from forensics_app.core.verdict import HEAVY_JPEG_QUALITY, DecisionContext, decide, rank, reading_status
+from forensics_app.core.verdict import DecisionContext, decide, rank, reading_status
 from forensics_app.core.zoo.store import InstalledModel, Zoo
 
 DEFAULT_ALPHA = 0.01
@@ -205,8 +205,8 @@ class Engine:
         candidates, context = calibrated_readings(results, self.settings.alpha, traces.condition,
                                                   (evidence.height, evidence.width))
         names = {m.id: m.installed.manifest.display_name for m in self.models if m.id in keep}
-        heavy_jpeg = traces.condition == JPEG_TRACES or (evidence.jpeg_quality or 100) < HEAVY_JPEG_QUALITY
-        verdict = decide(candidates, self.settings.alpha, names, evidence.jpeg_quality, heavy_jpeg, context)
+        verdict = decide(candidates, self.settings.alpha, names, evidence.jpeg_quality,
+                         traces.condition == JPEG_TRACES, context)
         # fingerprints are shown and ranked but never vote: they are added after the verdict
         candidates += [fingerprint_candidate(e, evidence.rgb01(), self.settings.alpha) for e in self.extractors]
         facts = evidence_facts(evidence) | {"pixel_traces": traces.to_dict()}
@@ -253,8 +253,8 @@ def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]],
                        "condition": rule.condition, "rule": rule.to_dict(), "threshold": threshold,
                        "histogram": used.histogram(), "data": used.data, "created": used.created,
                        "wrong_generator": wrong_generator_rates(loaded.id, threshold, by_method[method.name],
-                                                                 condition),
-                       "look_alikes": look_alikes(loaded.id, result.score, by_method[method.name], condition)}
+                                                                 rule.condition),
+                       "look_alikes": look_alikes(loaded.id, result.score, by_method[method.name], rule.condition)}
             if status == REJECTED and off_grid(manifest, result, image_size):
                 status = UNDECIDED
                 context.notes.append(
@@ -267,25 +267,28 @@ def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]],
             score=result.score, components=result.components, p_value=p_own, p_real=p_real,
             threshold=summary["threshold"] if summary else None, status=status,
             provider=result.provider, parameters=result.parameters, seconds=result.seconds, calibration=summary))
-    context.pair_tests = pair_tests(candidates, by_method, condition)
+    context.pair_tests = pair_tests(candidates, by_method, rules)
     return candidates, context
 
 
 def off_grid(manifest, result: MethodResult, image_size: tuple[int, int]) -> bool:
-    """Sides that are not multiples of the latent grid mean a crop or resize, which a model without phase search misses."""
+    """Sides that are not multiples of the latent grid mean a crop or resize, which a model scored at its stored
+    grid only (no phase search) would miss."""
     searched = bool(result.components.get("phase_searched"))
     return not searched and any(side % manifest.spatial_factor for side in image_size)
 
 
 def pair_tests(candidates: list[CandidateFinding], by_method: dict[str, dict[str, Calibration]],
-               condition: str) -> list[PairTest]:
-    """Tests between every two models consistent under the same decisive method."""
+               rules: dict[str, FamilyRule]) -> list[PairTest]:
+    """Tests between every two models consistent under the same decisive method, on the samples of the
+    condition its rule used."""
     tests = []
     for method, cals in by_method.items():
         readings = {c.model: c for c in candidates if c.method == method and c.decisive and c.status == CONSISTENT}
         scores = {m: c.score for m, c in readings.items()}
         models = sorted(readings)
-        tests += [pair_test(a, b, scores, cals, condition) for i, a in enumerate(models) for b in models[i + 1:]]
+        tests += [pair_test(a, b, scores, cals, rules[method].condition)
+                  for i, a in enumerate(models) for b in models[i + 1:]]
     return tests
 
 

@@ -86,10 +86,11 @@ LOOK_ALIKE_SHARE = 0.05  # other generators' outputs reaching the image's score 
 
 
 def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict[str, str],
-           jpeg_quality: int | None = None, heavy_jpeg: bool | None = None,
+           jpeg_quality: int | None = None, jpeg_traces: bool = False,
            context: DecisionContext | None = None) -> Verdict:
+    """``jpeg_quality``: estimated from a JPEG file's tables; ``jpeg_traces``: strong JPEG traces seen in the pixels."""
     context = context or DecisionContext()
-    heavy_jpeg = (jpeg_quality is not None and jpeg_quality < HEAVY_JPEG_QUALITY) if heavy_jpeg is None else heavy_jpeg
+    heavy_jpeg = jpeg_traces or (jpeg_quality is not None and jpeg_quality < HEAVY_JPEG_QUALITY)
     name = lambda m: display_names.get(m, m)
     rate = f"{alpha:.0%}" if alpha >= 0.01 else f"{alpha:g}"
     if not candidates:
@@ -110,14 +111,12 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
                        + ("; a negative result is not informative" if heavy_jpeg else ""))
 
     if len(consistent) > 1:
-        beaten = {t.first if t.winner == t.second else t.second for t in context.pair_tests if t.winner}
-        survivors = [m for m in consistent if m not in beaten]
-        for t in context.pair_tests:
-            if t.winner:
-                loser = t.first if t.winner == t.second else t.second
-                reasons.append(f"{name(t.winner)} and {name(loser)} were both consistent; the test between them on "
-                               f"their own outputs favours {name(t.winner)} (p = {min(t.p_not_first, t.p_not_second):.2g} "
-                               f"that {name(loser)} made it)")
+        decided = [t for t in context.pair_tests if t.winner]
+        survivors = [m for m in consistent if m not in {t.loser for t in decided}]
+        for t in decided:
+            reasons.append(f"{name(t.winner)} and {name(t.loser)} were both consistent; the test between them on "
+                           f"their own outputs favours {name(t.winner)} (p = {min(t.p_not_first, t.p_not_second):.2g} "
+                           f"that {name(t.loser)} made it)")
         if len(survivors) == 1:
             consistent = survivors
         else:
