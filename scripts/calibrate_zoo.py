@@ -1,17 +1,26 @@
 """Remake the shipped AEDR calibrations of the zoo's autoencoders on the shared real pool.
 
-    python scripts/calibrate_zoo.py --home H --work W [--models a,b] [--stage scores|cross|write]
+    python scripts/calibrate_zoo.py --home H --work W --stage real|own|cross|write [--models a,b]
+                                    [--workers N] [--provider auto|cpu|cuda]
 
-Four stages, so that models can be scored in parallel processes: ``pool`` (the real samples, kept
-in W), ``scores`` (real pool and own outputs per model; own outputs kept in W for the next stage), ``cross`` (each model scores every other
-model's first ``cross_samples`` own outputs) and ``write`` (model_zoo/<id>.calibration.json, other
-methods' calibrations kept as they were). Real photos: the calibration split of
-../shared/images/real/imagenet1k (core/calibrate.py explains the split and the histories).
+Stages, so that the long ones can run where there is hardware for them:
+- ``real``: the real pool (core/calibrate.py: crops of the calibration split of
+  ../shared/images/real/imagenet1k, each with a real-world history) scored by every model, the photos
+  shared out over ``--workers`` processes (each sample's pixels depend only on its photo and number,
+  so the split changes nothing). Writes W/real_scores.json.
+- ``own``: each model's own outputs and their scores (W/<id>.own.pkl, the samples kept for ``cross``).
+- ``cross``: each model scores every other model's first ``cross_samples`` own outputs (W/<id>.cross.json).
+- ``write``: model_zoo/<id>.calibration.json: the real side from W/real_scores.json; the own and cross
+  sides from W when those stages ran, else kept from the shipped file (they do not depend on the real
+  pool); other methods' calibrations kept as they were.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
+import os
 import pickle
 import sys
 import time
@@ -21,15 +30,133 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import SHARED, calibrated_autoencoders, zoo_with  # noqa: E402
+from common import SHARED, calibrated_autoencoders  # noqa: E402
 
-from forensics_app.core.calibrate import (CalibrationPlan, build_calibration, plan_tag, real_pool,  # noqa: E402
-                                          score_samples)
-from forensics_app.core.calibration import load_calibrations, save_calibrations  # noqa: E402
+from forensics_app.core.calibrate import (REAL_HISTORIES, CalibrationPlan, calibration_split, own_pool,  # noqa: E402
+                                          real_pool, score_samples, shifts_phase)
+from forensics_app.core.calibration import Calibration, load_calibrations, save_calibrations  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD  # noqa: E402
+from forensics_app.core.runtime import RuntimeSettings, SessionCache  # noqa: E402
 from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
+from forensics_app.core.zoo.store import Zoo  # noqa: E402
 
 REAL = SHARED / "images" / "real" / "imagenet1k"
+
+
+def autoencoders(home: Path, ids: list[str], provider: str, threads: int) -> dict[str, OnnxAutoencoder]:
+    sessions = SessionCache(RuntimeSettings(provider=provider, intra_op_threads=threads))
+    zoo = Zoo(home)
+    return {model_id: OnnxAutoencoder(zoo.installed(model_id), sessions) for model_id in ids}
+
+
+_worker_models: dict[str, OnnxAutoencoder] = {}
+
+
+def start_worker(home: Path, ids: list[str], provider: str, threads: int) -> None:
+    _worker_models.update(autoencoders(home, ids, provider, threads))  # sessions made once per process
+
+
+def score_photos(photos: list[Path]) -> dict:
+    """One share: the real samples of these photos, scored by every model."""
+    samples = real_pool(REAL, CalibrationPlan(), photos=photos)
+    return {"photos": [p.name for p in photos], "ids": [s.id for s in samples],
+            "histories": [s.history for s in samples], "conditions": [s.condition for s in samples],
+            "scores": {m: score_samples(a, METHOD, samples).tolist() for m, a in _worker_models.items()},
+            "provider": next(iter(_worker_models.values())).provider}
+
+
+def stage_real(args, ids: list[str]) -> None:
+    """Shares of 4 photos over the workers; past ``--deadline`` the photos done so far are kept (a
+    subset of photos is a valid pool: each sample depends only on its photo and number)."""
+    done = {photo_name(sid) for f in args.exclude for sid in json.loads(f.read_text())["ids"]}
+    photos = [p for p in calibration_split(REAL)[:args.max_images] if p.name not in done]
+    shares = [photos[i:i + 4] for i in range(0, len(photos), 4)]
+    started = time.perf_counter()
+    parts = []
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(args.workers, start_worker, (args.home, ids, args.provider, 1 if args.workers > 1 else 0)) as pool:
+        results = pool.imap_unordered(score_photos, shares)
+        try:
+            while len(parts) < len(shares):
+                left = args.deadline - (time.perf_counter() - started)
+                parts.append(results.next(timeout=None if left == float("inf") else max(1.0, left)))
+                print(f"  {sum(len(p['photos']) for p in parts)}/{len(photos)} photos, "
+                      f"{time.perf_counter() - started:.0f} s", flush=True)
+        except multiprocessing.TimeoutError:
+            print(f"deadline: keeping the {len(parts)} of {len(shares)} shares done", flush=True)
+            pool.terminate()
+    result = merged(parts, photos, ids)
+    (args.work / "real_scores.json").write_text(json.dumps(result | {"seconds": round(time.perf_counter() - started, 1)}))
+    print(f"real pool: {len(result['ids'])} samples of {result['photos']} photos, {len(ids)} models, "
+          f"{time.perf_counter() - started:.0f} s on {result['providers']}", flush=True)
+
+
+def photo_name(sample_id: str) -> str:
+    return sample_id.split("/", 1)[1].split("#")[0]
+
+
+def merged(parts: list[dict], photos: list[Path], ids: list[str]) -> dict:
+    """Parts' samples in the calibration split's order (photo, then crop number), whatever made them."""
+    order = {p.name: i for i, p in enumerate(photos)}
+    rows = sorted((order[photo_name(sid)], int(sid.split("#")[1].split("@")[0]), n, j)
+                  for n, part in enumerate(parts) for j, sid in enumerate(part["ids"]))
+    pick = lambda key: [parts[n][key][j] for _, _, n, j in rows]
+    return {"ids": pick("ids"), "histories": pick("histories"), "conditions": pick("conditions"),
+            "scores": {m: [parts[n]["scores"][m][j] for _, _, n, j in rows] for m in ids},
+            "providers": sorted({p for part in parts for p in part.get("providers", [part.get("provider")])}),
+            "photos": len({photo_name(sid) for part in parts for sid in part["ids"]})}
+
+
+def stage_own(args, ids: list[str]) -> None:
+    plan = CalibrationPlan()
+    for model_id, autoencoder in autoencoders(args.home, ids, args.provider, 0).items():
+        started = time.perf_counter()
+        own = own_pool(autoencoder, REAL, plan, shifts_phase(METHOD, autoencoder))
+        scores = score_samples(autoencoder, METHOD, own)
+        with open(args.work / f"{model_id}.own.pkl", "wb") as f:
+            pickle.dump({"samples": own, "scores": scores}, f)
+        print(f"{model_id}: {len(own)} own outputs in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def stage_cross(args, ids: list[str], all_ids: list[str]) -> None:
+    cross_samples = CalibrationPlan().cross_samples
+    for model_id, autoencoder in autoencoders(args.home, ids, args.provider, 0).items():
+        cross = {}
+        for other in all_ids:
+            if other != model_id:
+                with open(args.work / f"{other}.own.pkl", "rb") as f:
+                    own = pickle.load(f)["samples"][:cross_samples]
+                cross[other] = score_samples(autoencoder, METHOD, own).tolist()
+        (args.work / f"{model_id}.cross.json").write_text(json.dumps(cross))
+        print(f"{model_id}: cross scores of {len(cross)} models", flush=True)
+
+
+def stage_write(args, ids: list[str]) -> None:
+    plan = CalibrationPlan()
+    parts = [json.loads(f.read_text()) for f in args.real or [args.work / "real_scores.json"]]
+    real = merged(parts, calibration_split(REAL), ids)
+    for model_id in ids:
+        out = ROOT / "model_zoo" / f"{model_id}.calibration.json"
+        shipped = load_calibrations(out)
+        calibration: Calibration = shipped[METHOD.name]
+        own_file, cross_file = args.work / f"{model_id}.own.pkl", args.work / f"{model_id}.cross.json"
+        if own_file.exists():
+            with open(own_file, "rb") as f:
+                own = pickle.load(f)
+            calibration.own_scores = np.asarray(own["scores"], dtype=np.float64)
+            calibration.own_conditions = np.array([s.condition for s in own["samples"]])
+        if cross_file.exists():
+            calibration.cross = {m: np.asarray(v) for m, v in json.loads(cross_file.read_text()).items()}
+        calibration.real_scores = np.asarray(real["scores"][model_id], dtype=np.float64)
+        calibration.real_conditions = np.array(real["conditions"])
+        calibration.real_ids = np.array(real["ids"])
+        calibration.data["real"] = {
+            "folder": REAL.name, "split": "calibration split (core/calibrate.py: in_calibration_split)",
+            "photos": real["photos"], "samples": len(real["ids"]), "histories": list(REAL_HISTORIES),
+            "scored_with": f"onnxruntime {', '.join(real['providers'])}"}
+        calibration.data["plan"] = {k: list(v) if isinstance(v, tuple) else v for k, v in plan.__dict__.items()}
+        save_calibrations(out, [calibration, *(c for m, c in shipped.items() if m != METHOD.name)])
+        print(f"written {out}")
 
 
 def main() -> None:
@@ -37,56 +164,28 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--models", default="", help="comma-separated ids (default: every zoo autoencoder)")
-    parser.add_argument("--stage", choices=("pool", "scores", "cross", "write"), required=True)
+    parser.add_argument("--stage", choices=("real", "own", "cross", "write"), required=True)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for the real stage")
+    parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--max-images", type=int, help="the first N calibration photos only (a trial run)")
+    parser.add_argument("--exclude", type=Path, nargs="*", default=[],
+                        help="real stage: leave out the photos of these real_scores.json files (done elsewhere)")
+    parser.add_argument("--real", type=Path, nargs="*",
+                        help="write stage: real_scores.json files to merge (default: W/real_scores.json)")
+    parser.add_argument("--deadline", type=float, default=float("inf"),
+                        help="seconds after which the real stage keeps only the photos done")
     args = parser.parse_args()
     all_ids = calibrated_autoencoders()
     ids = [i for i in args.models.split(",") if i] or all_ids
-    zoo = zoo_with(args.home, all_ids)
-    plan = CalibrationPlan()
     args.work.mkdir(parents=True, exist_ok=True)
-    pool_file = args.work / "real_pool.pkl"
-    if args.stage == "pool":
-        pool = real_pool(REAL, plan)
-        pool_file.write_bytes(pickle.dumps(pool))
-        print(f"real pool: {len(pool)} samples", flush=True)
-    elif args.stage == "scores":
-        pool = pickle.loads(pool_file.read_bytes())
-        for model_id in ids:
-            started = time.perf_counter()
-            autoencoder = OnnxAutoencoder(zoo.installed(model_id))
-            calibration, own = build_calibration(autoencoder, METHOD, pool, REAL, plan)
-            with open(args.work / f"{model_id}.pkl", "wb") as f:
-                pickle.dump({"calibration": calibration.to_dict(), "own": own}, f)
-            print(f"{model_id}: {len(pool)} real + {len(own)} own in {time.perf_counter() - started:.0f} s", flush=True)
+    if args.stage == "real":
+        stage_real(args, ids)
+    elif args.stage == "own":
+        stage_own(args, ids)
     elif args.stage == "cross":
-        for model_id in ids:
-            started = time.perf_counter()
-            autoencoder = OnnxAutoencoder(zoo.installed(model_id))
-            cross = {}
-            for other in all_ids:
-                if other != model_id:
-                    with open(args.work / f"{other}.pkl", "rb") as f:
-                        own = pickle.load(f)["own"][:plan.cross_samples]
-                    cross[other] = score_samples(autoencoder, METHOD, own).tolist()
-            with open(args.work / f"{model_id}.cross.pkl", "wb") as f:
-                pickle.dump(cross, f)
-            print(f"{model_id}: cross scores in {time.perf_counter() - started:.0f} s", flush=True)
+        stage_cross(args, ids, all_ids)
     else:
-        from forensics_app.core.calibration import Calibration
-
-        for model_id in ids:
-            with open(args.work / f"{model_id}.pkl", "rb") as f:
-                calibration = Calibration.from_dict(pickle.load(f)["calibration"])
-            tag = f"@{plan_tag(plan)}"  # pools drawn before ids carried the plan's tag
-            calibration.real_ids = np.array([i if i.endswith(tag) else i + tag for i in calibration.real_ids])
-            with open(args.work / f"{model_id}.cross.pkl", "rb") as f:
-                calibration.cross = {m: np.asarray(v) for m, v in pickle.load(f).items()}
-            calibration.data["cross"] = (f"first {plan.cross_samples} own outputs of each other zoo autoencoder, "
-                                         "scored by this model")
-            out = ROOT / "model_zoo" / f"{model_id}.calibration.json"
-            kept = {m: c for m, c in load_calibrations(out).items() if m != METHOD.name} if out.exists() else {}
-            save_calibrations(out, [calibration, *kept.values()])
-            print(f"written {out}")
+        stage_write(args, ids)
 
 
 if __name__ == "__main__":

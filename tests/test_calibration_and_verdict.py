@@ -86,6 +86,17 @@ def test_one_consistent_model_is_attributed():
     assert both.model == "a" and not any("only one decisive method" in r for r in both.reasons)
 
 
+def test_a_score_that_other_generators_outputs_reach_names_no_generator():
+    """Look-alike guard: outputs of b reach a's score 10% of the time, so a cannot be told from b's kind."""
+    near = reading("a", CONSISTENT)
+    near.calibration = {"look_alikes": {"b": 0.10}}
+    v = decide([near, reading("b", REJECTED)], 0.01, NAMES)
+    assert v.label == "inconclusive" and v.model is None
+    assert "look-alike" in v.text and "Model B 10%" in v.text and "deep check" in v.text
+    near.calibration = {"look_alikes": {"b": 0.02}}  # rarely reached: attributed
+    assert decide([near, reading("b", REJECTED)], 0.01, NAMES).model == "a"
+
+
 def test_all_rejected_is_not_attributed_unless_heavily_compressed():
     readings = [reading("a", REJECTED), reading("b", REJECTED)]
     negative = decide(readings, 0.01, NAMES)

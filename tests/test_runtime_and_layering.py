@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from forensics_app.core.errors import ForensicsError
-from forensics_app.core.runtime import CPU, cuda_usable, resolve_providers
+from forensics_app.core.runtime import CPU, CUDA, cuda_usable, resolve_providers, with_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,6 +19,11 @@ def test_cpu_is_always_available_and_auto_falls_back_to_it():
     assert resolve_providers("auto")[-1] == CPU
     with pytest.raises(ValueError):
         resolve_providers("tpu")
+
+
+def test_cuda_runs_without_tf32_so_scores_match_the_cpu_calibrations():
+    assert with_options([CUDA, CPU])[0][1]["use_tf32"] == "0"
+    assert with_options([CPU]) == [CPU]
 
 
 @pytest.mark.skipif(cuda_usable(), reason="this machine has a working CUDA provider")

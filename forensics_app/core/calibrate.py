@@ -8,7 +8,10 @@ real world: as published, re-compressed as JPEG at quality 50-100, compressed tw
 Each sample records its id (photo file, crop number and a tag of the plan that drew it), so a model
 calibrated later with the same folder and plan scores exactly the same samples, and ids from another
 plan never match; and the condition its pixels show (core/traces.py), so evidence is compared with
-samples of its own condition.
+samples of its own condition. Crop k of a photo is drawn from its own random stream (seed, photo
+name, k), so a plan with fewer crops per photo, or a subset of the photos, draws a *subset* of the
+same samples: a model calibrated on a laptop with 4 crops per photo shares its samples with the
+shipped calibrations made with 24, and the family-wise rule pairs them by id.
 
 Only photos of the *calibration split* enter (``calibration_split``): a fixed two thirds of the
 folder chosen by the SHA-256 of each file name, so anyone can recompute it; the other third is the
@@ -43,7 +46,9 @@ REAL_HISTORIES = ("as published", "JPEG", "double JPEG", "resized", "resized the
 
 @dataclass(frozen=True)
 class CalibrationPlan:
-    crops_per_image: int = 4
+    # 24 crops of each of the 427 calibration photos: ~10,000 samples, ~4,500 per pixel condition, which
+    # the family-wise rule needs for nine candidates at alpha 1% (3 samples at a threshold near alpha/9)
+    crops_per_image: int = 24
     crop_sides: tuple[int, ...] = (128, 160, 192)
     own_samples: int = 300  # own outputs per model
     cross_samples: int = 60  # of each other model's own outputs, scored by this model
@@ -56,9 +61,15 @@ class CalibrationPlan:
 
 
 def plan_tag(plan: CalibrationPlan) -> str:
-    """A short digest of everything that decides which real samples a plan draws."""
-    drawn = (plan.crops_per_image, plan.crop_sides, plan.real_jpeg_qualities, plan.resize_range, plan.seed)
+    """A short digest of everything that decides what real sample (photo, k) is; not how many are drawn."""
+    drawn = ("per-crop streams", plan.crop_sides, plan.real_jpeg_qualities, plan.resize_range, plan.seed)
     return hashlib.sha256(repr(drawn).encode()).hexdigest()[:8]
+
+
+def sample_stream(plan: CalibrationPlan, photo_name: str, k: int) -> np.random.Generator:
+    """The random stream of crop k of one photo: independent of which other samples are drawn."""
+    digest = int(hashlib.sha256(photo_name.encode("utf-8")).hexdigest()[:16], 16)
+    return np.random.default_rng([plan.seed, digest, k])
 
 
 def in_calibration_split(path: Path) -> bool:
@@ -131,14 +142,17 @@ class Sample:
     condition: str  # what the pixels show (core/traces.py)
 
 
-def real_pool(folder: Path, plan: CalibrationPlan = CalibrationPlan(), max_images: int | None = None) -> list[Sample]:
-    """The real samples every model is calibrated on: deterministic for a folder, plan and seed."""
-    rng = np.random.default_rng(plan.seed)
+def real_pool(folder: Path, plan: CalibrationPlan = CalibrationPlan(), max_images: int | None = None,
+              photos: list[Path] | None = None) -> list[Sample]:
+    """The real samples every model is calibrated on: deterministic for a folder, plan and seed.
+
+    ``photos`` draws the samples of those photos only (a share of the split, for parallel workers).
+    """
     samples = []
-    for path in calibration_split(folder)[:max_images]:
+    for path in calibration_split(folder)[:max_images] if photos is None else photos:
         photo = load_evidence(path).rgb
         for k in range(plan.crops_per_image):
-            pixels, history = real_sample(photo, plan, rng)
+            pixels, history = real_sample(photo, plan, sample_stream(plan, path.name, k))
             if pixels is not None:
                 samples.append(Sample(f"{folder.name}/{path.name}#{k}@{plan_tag(plan)}", pixels, history,
                                       pixel_traces(pixels).condition))

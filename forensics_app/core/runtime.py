@@ -17,6 +17,10 @@ from pathlib import Path
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
+# TF32 convolutions (onnxruntime's CUDA default on Ampere and later) keep 10 mantissa bits: scores
+# would then differ from the CPU's, on which the calibrations were made and most users analyse.
+# cuDNN's exhaustive algorithm search would time every convolution again for each new image size.
+CUDA_OPTIONS = {"use_tf32": "0", "cudnn_conv_algo_search": "HEURISTIC"}
 
 _QUIET = 3  # onnxruntime severity: 3 = errors only; provider-probe failures are expected, not errors
 
@@ -167,7 +171,12 @@ class SessionCache:
         threads = self.settings.intra_op_threads or int(os.environ.get("FORENSICS_APP_THREADS", 0))
         if threads:
             options.intra_op_num_threads = threads
-        return ort.InferenceSession(model, options, providers=resolve_providers(self.settings.provider))
+        return ort.InferenceSession(model, options, providers=with_options(resolve_providers(self.settings.provider)))
+
+
+def with_options(providers: list[str]) -> list:
+    """Providers as onnxruntime takes them, with the CUDA provider's options."""
+    return [(name, CUDA_OPTIONS) if name == CUDA else name for name in providers]
 
 
 def session_provider(session) -> str:
