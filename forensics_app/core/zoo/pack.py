@@ -287,13 +287,12 @@ def _check_model(staging: Path, index: dict, where: str) -> None:
 
 
 def _check_onnx_loads(staging: Path, names: list[str], where: str) -> None:
-    import onnxruntime as ort
+    from forensics_app.core.runtime import RuntimeSettings, SessionCache
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
+    sessions = SessionCache(RuntimeSettings(provider="cpu"))
     for name in names:
         try:
-            ort.InferenceSession(str(staging / name), options, providers=["CPUExecutionProvider"])
+            sessions.get(staging / name)
         except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
             raise ZooError(f"{where}: {name} is not a model onnxruntime can load ({type(exc).__name__}). "
                            f"Nothing was installed.") from None
