@@ -15,6 +15,7 @@ from forensics_app.core.errors import ForensicsError
 
 EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command ended by SIGPIPE
+TORCH_ONLY = ("torch", "diffusers")  # export, training and the deep check; the desktop bundle has neither
 
 
 def _zoo(args):
@@ -581,7 +582,13 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that the final flush at exit cannot fail again
         return EXIT_BROKEN_PIPE
-    except Exception:
+    except Exception as exc:
+        missing = (exc.name or "").partition(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
+        if missing in TORCH_ONLY:
+            print(f"error: this command needs {missing}, which this installation does not include (the desktop "
+                  f"bundle analyses with ONNX only). Run it with the development install (bash scripts/setup.sh).",
+                  file=sys.stderr)
+            return EXIT_USAGE
         traceback.print_exc()
         print("error: an unexpected internal error occurred (details above); please report it.", file=sys.stderr)
         return EXIT_BUG

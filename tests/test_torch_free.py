@@ -101,8 +101,11 @@ def test_without_torch_installing_from_source_and_the_deep_check_say_what_to_do(
 
         assert main(["--home", {str(tmp_path / "empty")!r}, "zoo", "install", "taef2"]) == 2
         assert main(["analyze", {str(image)!r}, "--method", "aedr,inversion"]) == 2
+        assert main(["fingerprint", "train", "--data", {str(tmp_path)!r}, "--out", "fp-x",
+                     "--into", {str(tmp_path / "extractors")!r}]) == 2
     ''', tmp_path, pack_home)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Install a model pack instead: forensics-app zoo install FILE.fapack" in result.stderr
     assert "the deep check (inversion) optimises through the decoder with torch" in result.stderr
+    assert "error: this command needs torch, which this installation does not include" in result.stderr
     assert "Traceback" not in result.stderr
