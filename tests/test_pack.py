@@ -213,6 +213,11 @@ def test_the_command_line_packs_and_installs(installed_zoo, tmp_path):
     assert installed.returncode == 0 and "taef2 installed from taef2.fapack" in installed.stdout
     verified = cli("zoo", "verify", home=tmp_path / "desk")
     assert verified.returncode == 0 and "weights not installed (model pack)" in verified.stdout
+    image = save_png(real_crop(side=96), tmp_path / "photo.png")
+    assert cli("analyze", str(image), "--json", str(tmp_path / "f.json"), home=tmp_path / "desk").returncode == 0
+    verified = cli("report", "verify", str(tmp_path / "f.json"), home=tmp_path / "desk")
+    assert verified.returncode == 0 and "IDENTICAL" in verified.stdout  # the absent weights are not a difference
+    assert "taef2_decoder.pth is not installed (model pack)" in verified.stdout
     refused = cli("zoo", "install", str(tmp_path / "missing.fapack"), home=tmp_path / "desk")
     assert refused.returncode == 2 and "missing.fapack is not a file" in refused.stderr
     assert "Traceback" not in refused.stderr
