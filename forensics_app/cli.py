@@ -15,6 +15,7 @@ from forensics_app.core.errors import ForensicsError
 
 EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command ended by SIGPIPE
+TORCH_ONLY = ("torch", "diffusers")  # export, training and the deep check; the desktop bundle has neither
 
 
 def _zoo(args):
@@ -73,7 +74,17 @@ def cmd_zoo_list(args) -> int:
 
 
 def cmd_zoo_install(args) -> int:
+    from forensics_app.core.zoo.pack import install_pack, is_pack_argument
+
     zoo = _zoo(args)
+    if is_pack_argument(args.id):
+        if args.mirror or args.offline:
+            raise ForensicsError("--mirror and --offline are for installing from a model's source; a pack file "
+                                 "holds everything it installs.")
+        install_pack(zoo, Path(args.id), expected_sha256=args.sha256, log=_print)
+        return EXIT_OK
+    if args.sha256:
+        raise ForensicsError("--sha256 checks a model pack file; give the pack's file name.")
     if args.id != "all":
         zoo.install(args.id, mirrors=[Path(m) for m in args.mirror], allow_download=not args.offline, log=_print)
         return EXIT_OK
@@ -93,6 +104,13 @@ def cmd_zoo_install(args) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
+def cmd_zoo_pack(args) -> int:
+    from forensics_app.core.zoo.pack import make_pack
+
+    make_pack(_zoo(args), args.id, Path(args.out), log=_print)
+    return EXIT_OK
+
+
 def cmd_zoo_verify(args) -> int:
     zoo = _zoo(args)
     ids = [args.id] if args.id else zoo.installed_ids()
@@ -100,8 +118,11 @@ def cmd_zoo_verify(args) -> int:
     for model_id in ids:
         problems = zoo.verify(model_id)
         bad += bool(problems)
-        _print(f"{model_id}: " + ("OK (weights and ONNX files match their SHA-256)" if not problems
-                                  else "FAILED: " + "; ".join(problems)))
+        model = zoo.installed(model_id)
+        checked = ("ONNX files match their SHA-256; weights not installed (model pack)"
+                   if model.from_pack and not all(p.exists() for p in model.weight_paths().values())
+                   else "weights and ONNX files match their SHA-256")
+        _print(f"{model_id}: " + (f"OK ({checked})" if not problems else "FAILED: " + "; ".join(problems)))
     return EXIT_SOME_FAILED if bad else EXIT_OK
 
 
@@ -200,7 +221,8 @@ def cmd_analyze(args) -> int:
     zoo = _zoo(args)
     engine = Engine(zoo, settings)
     if not engine.models:
-        raise ForensicsError("No model is installed. Run: forensics-app zoo install taef2 --mirror DIR")
+        raise ForensicsError("No model is installed. Install a model pack: forensics-app zoo install FILE.fapack "
+                             "(or, with torch, from the model's source: forensics-app zoo install taef2 --mirror DIR)")
     for loaded in engine.models:
         side = max(settings.intake.min_side, loaded.installed.manifest.spatial_factor)
         if args.max_pixels < side * side:
@@ -489,11 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
     zl = z.add_parser("list", help="known and installed models")
     zl.add_argument("--json", action="store_true", help="one JSON object per entry (sources, hashes, used_by, ...)")
     zl.set_defaults(func=cmd_zoo_list)
-    i = z.add_parser("install", help="install a model (mirror folder first, else upstream URL)")
-    i.add_argument("id", help="model id, or 'all'")
+    i = z.add_parser("install", help="install a model from its source (mirror folder first, else upstream URL; "
+                                     "needs torch) or from a model pack file (onnxruntime only)")
+    i.add_argument("id", help="model id, 'all', or a model pack file (.fapack) made by 'zoo pack'")
     i.add_argument("--mirror", action="append", default=[], help="mirror folder (repeatable; also $FORENSICS_APP_MIRROR)")
     i.add_argument("--offline", action="store_true", help="never download; mirrors only")
+    i.add_argument("--sha256", help="a pack file's expected SHA-256 (as 'zoo pack' printed it): refuse any other file")
     i.set_defaults(func=cmd_zoo_install)
+    pk = z.add_parser("pack", help="write an installed model as one pack file that installs without torch")
+    pk.add_argument("id", help="installed model id")
+    pk.add_argument("--out", required=True, help="pack file to write (conventionally ID.fapack)")
+    pk.set_defaults(func=cmd_zoo_pack)
     v = z.add_parser("verify", help="re-hash installed files")
     v.add_argument("id", nargs="?")
     v.set_defaults(func=cmd_zoo_verify)
@@ -554,7 +582,13 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that the final flush at exit cannot fail again
         return EXIT_BROKEN_PIPE
-    except Exception:
+    except Exception as exc:
+        missing = (exc.name or "").partition(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
+        if missing in TORCH_ONLY:
+            print(f"error: this command needs {missing}, which this installation does not include (the desktop "
+                  f"bundle analyses with ONNX only). Run it with the development install (bash scripts/setup.sh).",
+                  file=sys.stderr)
+            return EXIT_USAGE
         traceback.print_exc()
         print("error: an unexpected internal error occurred (details above); please report it.", file=sys.stderr)
         return EXIT_BUG

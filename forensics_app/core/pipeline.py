@@ -116,6 +116,10 @@ class Engine:
         self.models: list[LoadedModel] = []
         for model_id in ids:
             installed = zoo.installed(model_id)
+            if any(method.runs_in_torch for method in self.methods):
+                from forensics_app.core.zoo.torch_models import check_ready
+
+                check_ready(installed)  # before any image: no torch, or a pack install without weights
             calibrations, source = load_model_calibrations(installed)
             self.models.append(LoadedModel(installed, OnnxAutoencoder(installed, sessions), calibrations, source))
         self.extractors = [find_extractor(name, [zoo.home / "extractors"], sessions) for name in settings.extractors]

@@ -14,6 +14,18 @@ def configure_pyqtgraph() -> None:
     pg.setConfigOptions(imageAxisOrder="row-major")  # numpy (H, W) arrays, as the engine makes them
 
 
+def install_first_start_packs(home: Path) -> None:
+    """A bundle carries model packs (TAEF2) so that its window works offline the first time it starts."""
+    from forensics_app.core.errors import ForensicsError
+    from forensics_app.core.zoo.pack import install_bundled_packs
+    from forensics_app.core.zoo.store import Zoo
+
+    try:
+        install_bundled_packs(Zoo(home), log=lambda line: print(line, file=sys.stderr, flush=True))
+    except ForensicsError as exc:  # the window still opens; its zoo manager shows what is installed
+        print(f"error: the packs shipped with the application were not installed: {exc}", file=sys.stderr)
+
+
 def run(paths: list[Path], home: Path | None = None) -> int:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
@@ -30,7 +42,9 @@ def run(paths: list[Path], home: Path | None = None) -> int:
         app.setWindowIcon(QIcon(str(icon)))
     configure_pyqtgraph()
     store = default_qsettings()
-    window = MainWindow(Preferences.load(store, home), store)
+    preferences = Preferences.load(store, home)
+    install_first_start_packs(preferences.home)
+    window = MainWindow(preferences, store)
     window.show()
     window.add_paths(paths)
     return app.exec()

@@ -75,6 +75,7 @@ class AEDR:
     version = "2"
     title = "AEDR (autoencoder double reconstruction)"
     decisive = True
+    runs_in_torch = False
     description = (
         "The image is passed through the candidate's autoencoder twice. An image that the candidate's "
         "decoder produced barely changes in the first pass (its first loss L1 is about as small as the "

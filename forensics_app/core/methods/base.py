@@ -37,6 +37,7 @@ class Method(Protocol):
     description: str  # plain-language paragraph for the report's methods section
     map_titles: dict[str, str]  # map name -> what it shows, in words
     decisive: bool  # False for baselines shown for comparison, which never decide a verdict
+    runs_in_torch: bool  # needs torch and the model's weights (the ONNX-only bundle cannot run it)
     parameters: dict  # everything that changes the score; stored with calibrations and results
 
     def run(self, rgb01: np.ndarray, model, tiling: TilingSettings, cancel: CancelToken,

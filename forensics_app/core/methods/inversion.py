@@ -80,6 +80,7 @@ class Inversion:
     version = "1"
     title = "Input reverse-engineering (latent inversion)"
     decisive = True
+    runs_in_torch = True
     description = (
         "Starting from the candidate encoder's latent for the image, the latent is adjusted step by step "
         "so that the candidate's decoder reproduces the image as closely as possible. An image that this "

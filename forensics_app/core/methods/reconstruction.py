@@ -22,6 +22,7 @@ class SingleReconstruction:
     version = "1"
     title = "Single reconstruction loss (baseline)"
     decisive = False
+    runs_in_torch = False
     description = (
         "The image is passed once through the candidate's autoencoder and the mean squared change is "
         "measured. Low values suggest the candidate's decoder could have produced the image, but smooth "

@@ -63,6 +63,11 @@ class InstalledModel:
     def calibration_folder(self) -> Path:
         return self.folder / "calibration"
 
+    @property
+    def from_pack(self) -> bool:
+        """Installed from a model pack (core/zoo/pack.py), which carries the ONNX files but not the weights."""
+        return "pack" in self.receipt
+
 
 class Zoo:
     def __init__(self, home: Path | None = None):
@@ -110,7 +115,7 @@ class Zoo:
         if manifest.id != model_id or receipt.get("id") != model_id:
             raise ZooError(f"The zoo folder {folder} holds files of another model (manifest {manifest.id!r}, "
                            f"receipt {receipt.get('id')!r}); reinstall {model_id}.")
-        if receipt.get("model_hash") != _model_hash(manifest, receipt):
+        if receipt.get("model_hash") != model_hash_of(manifest, receipt):
             raise ZooError(f"The install receipt of {model_id} does not match its manifest and ONNX hashes; "
                            f"reinstall {model_id}.")
         shipped = shipped_manifests().get(model_id)
@@ -133,6 +138,7 @@ class Zoo:
         manifest = self.manifest(model_id)
         if manifest.kind != "autoencoder":
             raise ZooError(f"{model_id} is a {manifest.kind}; only autoencoders are installed this way.")
+        require_torch(f"Installing {model_id} from its source files")
         folder = self.model_folder(model_id)
         created = not folder.exists()
         staging = folder / STAGING
@@ -212,7 +218,7 @@ class Zoo:
         weights = {w.file: {"sha256": w.sha256, "pinned": w.pinned, "source": sources[w.file]}
                    for w in manifest.weights}
         return {
-            "id": manifest.id, "model_hash": _model_hash(manifest, {"onnx": onnx_files}), "weights": weights,
+            "id": manifest.id, "model_hash": model_hash_of(manifest, {"onnx": onnx_files}), "weights": weights,
             "onnx": onnx_files,
             "parity": parity, "installed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": {"forensics_app": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
@@ -228,7 +234,8 @@ class Zoo:
         for weight in model.manifest.weights:
             path = model.folder / "weights" / weight.file
             if not path.exists():
-                problems.append(f"{weight.file} is missing")
+                if not model.from_pack:  # a pack carries no weights: analysis runs the ONNX files alone
+                    problems.append(f"{weight.file} is missing")
             elif sha256_of_file(path) != weight.sha256:
                 problems.append(f"{weight.file} has changed (SHA-256 differs from the manifest)")
         for name, entry in model.receipt["onnx"].items():
@@ -251,6 +258,7 @@ class Zoo:
 
     def import_diffusers(self, source: Path, model_id: str, log=lambda message: None) -> InstalledModel:
         """Add a local diffusers autoencoder folder (config.json + safetensors) to the zoo and install it."""
+        require_torch(f"Importing {source}")
         from forensics_app.core.zoo.architectures.diffusers_vae import manifest_for_folder
 
         folder = self.model_folder(model_id)
@@ -266,7 +274,17 @@ class Zoo:
             raise
 
 
-def _model_hash(manifest: Manifest, receipt: dict) -> str:
+def require_torch(what: str) -> None:
+    """Exporting to ONNX needs torch; an analysis-only installation (the desktop bundle) has none."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ZooError(f"{what} exports the model to ONNX with torch, which this installation does not include. "
+                       f"Install a model pack instead: forensics-app zoo install FILE.fapack (a pack is made on a "
+                       f"machine with torch: forensics-app zoo pack ID --out FILE.fapack).") from None
+
+
+def model_hash_of(manifest: Manifest, receipt: dict) -> str:
     """One hash over the weights' and the ONNX files' SHA-256s (weights in manifest order, then encoder, decoder)."""
     import hashlib
 

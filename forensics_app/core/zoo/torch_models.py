@@ -22,6 +22,7 @@ _built: dict[tuple[str, str], tuple] = {}
 
 def torch_autoencoder(installed: InstalledModel) -> tuple:
     """(encoder, decoder) torch modules in eval mode with frozen parameters, shared by every caller."""
+    check_ready(installed)
     import torch
 
     key = (str(installed.folder), installed.model_hash)
@@ -33,6 +34,20 @@ def torch_autoencoder(installed: InstalledModel) -> tuple:
                 module.requires_grad_(False).to(memory_format=torch.channels_last)
             _built[key] = (encoder, decoder)
         return _built[key]
+
+
+def check_ready(installed: InstalledModel) -> None:
+    """Say before any work starts when a torch method cannot run here: no torch, or no weights (a pack install)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ZooError(f"{installed.id}: the deep check (inversion) optimises through the decoder with torch, which "
+                       f"this installation does not include (the desktop bundle runs ONNX only). Run it with the "
+                       f"development install, or leave the deep check off.") from None
+    if installed.from_pack and not all(p.exists() for p in installed.weight_paths().values()):
+        raise ZooError(f"{installed.id} was installed from a model pack, which carries the ONNX files but not "
+                       f"the weights the deep check (inversion) needs. Install it from its source for the deep "
+                       f"check: forensics-app zoo install {installed.id}")
 
 
 def _check_weights(installed: InstalledModel) -> None:
