@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from forensics_app.core.errors import ForensicsError
 
 EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command ended by SIGPIPE
+# Crops per photo when a model is calibrated on a CPU: about 1,700 samples, a subset of the shipped
+# calibrations' (the family-wise rule pairs them by id); a TAEF2-sized model takes about 10 minutes.
+CPU_CALIBRATION_CROPS = 4
 TORCH_ONLY = ("torch", "diffusers")  # export, training and the deep check; the desktop bundle has neither
 
 
@@ -87,6 +91,7 @@ def cmd_zoo_install(args) -> int:
         raise ForensicsError("--sha256 checks a model pack file; give the pack's file name.")
     if args.id != "all":
         zoo.install(args.id, mirrors=[Path(m) for m in args.mirror], allow_download=not args.offline, log=_print)
+        _calibrate_after_install(zoo, args.id, args)
         return EXIT_OK
     # "all" goes on past an entry it cannot install (gated, not in the mirror, offline) and lists them
     failed = []
@@ -96,6 +101,7 @@ def cmd_zoo_install(args) -> int:
         try:
             zoo.install(model_id, mirrors=[Path(m) for m in args.mirror], allow_download=not args.offline,
                         log=_print)
+            _calibrate_after_install(zoo, model_id, args)
         except ForensicsError as exc:
             failed.append(model_id)
             _print(f"{model_id}: not installed: {exc}")
@@ -133,56 +139,94 @@ def cmd_zoo_remove(args) -> int:
 
 
 def cmd_zoo_import(args) -> int:
-    model = _zoo(args).import_diffusers(Path(args.folder), args.id, log=_print)
-    _print(f"imported {model.id}; calibrate it before use: forensics-app zoo calibrate {model.id} --real DIR")
+    zoo = _zoo(args)
+    model = zoo.import_diffusers(Path(args.folder), args.id, log=_print)
+    _print(f"imported {model.id}")
+    _calibrate_after_install(zoo, model.id, args)
     return EXIT_OK
 
 
-def cmd_zoo_calibrate(args) -> int:
+REAL_PHOTOS_ENV = "FORENSICS_APP_REAL_PHOTOS"
+
+
+def _calibrate_after_install(zoo, model_id: str, args) -> None:
+    """Installed means calibrated: with a real-photo folder (--real or $FORENSICS_APP_REAL_PHOTOS) a model
+    without a calibration is calibrated now; without one it says plainly that it cannot decide yet."""
+    from forensics_app.core.zoo.catalogue import calibration_state
+
+    if calibration_state(zoo.installed(model_id))[0]:
+        return
+    real = args.real or os.environ.get(REAL_PHOTOS_ENV)
+    if not real:
+        _print(f"{model_id} is installed but NOT CALIBRATED: its readings cannot decide anything. Calibrate it with "
+               f"real photos you may use: forensics-app zoo calibrate {model_id} --real DIR (or give --real, or set "
+               f"${REAL_PHOTOS_ENV}, when installing)")
+        return
+    from forensics_app.core.calibrate import CalibrationPlan
+    from forensics_app.core.methods import all_methods
+
+    # the deep check (torch, ~16x slower) is calibrated on request only: zoo calibrate --method inversion
+    methods = [m for m in all_methods().values() if m.decisive and not m.runs_in_torch]
+    calibrate_model(zoo, model_id, Path(real), methods, args.crops, own=CalibrationPlan().own_samples, seed=0)
+
+
+def calibrate_model(zoo, model_id: str, real_dir: Path, methods, crops: int | None, own: int, seed: int,
+                    generated: Path | None = None, max_images: int | None = None, out: Path | None = None) -> None:
     from dataclasses import replace
 
     from forensics_app.core.calibrate import CalibrationPlan, Sample, build_calibration, real_pool
     from forensics_app.core.calibration import load_calibrations, save_calibrations
     from forensics_app.core.evidence import iter_image_files, load_evidence
-    from forensics_app.core.methods import all_methods, get_method
+    from forensics_app.core.runtime import cuda_usable
     from forensics_app.core.traces import pixel_traces
     from forensics_app.core.zoo.autoencoder import OnnxAutoencoder
 
-    zoo = _zoo(args)
-    model = zoo.installed(args.id)
-    names = [m for part in args.method for m in part.split(",") if m]
-    methods = [get_method(n) for n in names] if names else [m for m in all_methods().values() if m.decisive]
-    plan = replace(CalibrationPlan(seed=args.seed), own_samples=args.own,
-                   **({"crops_per_image": args.crops} if args.crops else {}))
-    real_dir = Path(args.real)
+    model = zoo.installed(model_id)
+    if crops is None:  # the shipped plan's 24 crops per photo on a GPU; on a CPU a subset of the same samples
+        crops = CalibrationPlan().crops_per_image if cuda_usable() else CPU_CALIBRATION_CROPS
+    plan = replace(CalibrationPlan(seed=seed), own_samples=own, crops_per_image=crops)
+    started = time.monotonic()
     last = [-1]
 
     def progress(p):
         pct = int(p.fraction * 100)
-        if pct // 10 != last[0] // 10:
+        if pct // 5 != last[0] // 5 and p.fraction > 0:
             last[0] = pct
-            _print(f"  {pct:3d}%  {p.message}")
+            elapsed = time.monotonic() - started
+            left = elapsed / p.fraction * (1 - p.fraction)
+            _print(f"  {pct:3d}%  {p.message}  ({elapsed / 60:.0f} min so far, about {left / 60:.0f} min left)")
 
-    _print(f"real pool: the calibration split of {real_dir} ...")
-    pool = real_pool(real_dir, plan, args.max_images)
-    generated = None
-    if args.generated:
-        generated = [Sample(f"generated/{p.name}", load_evidence(p).rgb, "given", pixel_traces(load_evidence(p).rgb).condition)
-                     for p in iter_image_files([Path(args.generated)])[0][:args.max_images]]
+    _print(f"calibrating {model_id}: {crops} crops of each photo in the calibration split of {real_dir} "
+           f"({'GPU' if cuda_usable() else 'CPU'}); the time left is estimated from the samples done so far")
+    pool = real_pool(real_dir, plan, max_images)
+    samples = None
+    if generated:
+        samples = [Sample(f"generated/{p.name}", load_evidence(p).rgb, "given", pixel_traces(load_evidence(p).rgb).condition)
+                   for p in iter_image_files([generated])[0][:max_images]]
     autoencoder = OnnxAutoencoder(model)
     calibrations = []
     for method in methods:
-        calibration, _ = build_calibration(autoencoder, method, pool, real_dir, plan, generated,
-                                           progress=progress, max_images=args.max_images)
+        calibration, _ = build_calibration(autoencoder, method, pool, real_dir, plan, samples,
+                                           progress=progress, max_images=max_images)
         calibration.data["model_hash"] = model.model_hash
         calibrations.append(calibration)
-    out = Path(args.out) if args.out else model.calibration_folder() / "calibration.json"
+    out = out or model.calibration_folder() / "calibration.json"
     kept = load_calibrations(out) if out.exists() else {}  # methods not re-calibrated now stay as they were
     save_calibrations(out, list((kept | {c.method: c for c in calibrations}).values()))
     for c in calibrations:
         _print(f"{c.method}: {len(c.own_scores)} own / {len(c.real_scores)} real samples "
                f"({len(set(c.real_conditions))} pixel conditions)")
-    _print(f"calibration written to {out}")
+    _print(f"calibration written to {out} ({(time.monotonic() - started) / 60:.0f} min)")
+
+
+def cmd_zoo_calibrate(args) -> int:
+    from forensics_app.core.methods import all_methods, get_method
+
+    names = [m for part in args.method for m in part.split(",") if m]
+    methods = [get_method(n) for n in names] if names else [m for m in all_methods().values() if m.decisive]
+    calibrate_model(_zoo(args), args.id, Path(args.real), methods, args.crops, args.own, args.seed,
+                    Path(args.generated) if args.generated else None, args.max_images,
+                    Path(args.out) if args.out else None)
     return EXIT_OK
 
 
@@ -511,12 +555,17 @@ def build_parser() -> argparse.ArgumentParser:
     zl = z.add_parser("list", help="known and installed models")
     zl.add_argument("--json", action="store_true", help="one JSON object per entry (sources, hashes, used_by, ...)")
     zl.set_defaults(func=cmd_zoo_list)
+    crops_help = (f"crops per real photo (default: 24 with a GPU, {CPU_CALIBRATION_CROPS} on a CPU; fewer crops draw a "
+                  "subset of the same samples)")
     i = z.add_parser("install", help="install a model from its source (mirror folder first, else upstream URL; "
                                      "needs torch) or from a model pack file (onnxruntime only)")
     i.add_argument("id", help="model id, 'all', or a model pack file (.fapack) made by 'zoo pack'")
     i.add_argument("--mirror", action="append", default=[], help="mirror folder (repeatable; also $FORENSICS_APP_MIRROR)")
     i.add_argument("--offline", action="store_true", help="never download; mirrors only")
     i.add_argument("--sha256", help="a pack file's expected SHA-256 (as 'zoo pack' printed it): refuse any other file")
+    i.add_argument("--real", help=f"folder of real photos to calibrate a model that has no calibration yet "
+                   f"(also ${REAL_PHOTOS_ENV}); without it such a model is installed NOT CALIBRATED")
+    i.add_argument("--crops", type=positive_int, help=crops_help)
     i.set_defaults(func=cmd_zoo_install)
     pk = z.add_parser("pack", help="write an installed model as one pack file that installs without torch")
     pk.add_argument("id", help="installed model id")
@@ -531,13 +580,15 @@ def build_parser() -> argparse.ArgumentParser:
     im = z.add_parser("import", help="add a local diffusers autoencoder folder (config.json + safetensors)")
     im.add_argument("folder")
     im.add_argument("--id", required=True)
+    im.add_argument("--real", help=f"folder of real photos to calibrate it with (also ${REAL_PHOTOS_ENV})")
+    im.add_argument("--crops", type=positive_int, help=crops_help)
     im.set_defaults(func=cmd_zoo_import)
     c = z.add_parser("calibrate", help="build score distributions for a model")
     c.add_argument("id")
     c.add_argument("--real", required=True, help="folder of real photos; its calibration split is used "
                    "(the zoo's shipped calibrations use imagenet1k: the same folder makes them comparable)")
     c.add_argument("--generated", help="folder of this model's own outputs (default: made with its decoder)")
-    c.add_argument("--crops", type=positive_int, help="crops per photo (default 4)")
+    c.add_argument("--crops", type=positive_int, help=crops_help)
     c.add_argument("--own", type=positive_int, default=300, help="own outputs to make (default 300)")
     c.add_argument("--max-images", type=positive_int)
     c.add_argument("--seed", type=int, default=0)

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import REAL_CALIBRATION
 from local_servers import HUB_COMMIT, serve_hub
 from shrunken_autoencoders import SHRUNKEN, save_shrunken
 from forensics_app.core.errors import ZooError
@@ -213,3 +214,37 @@ def test_installed_but_uncalibrated_model_says_so_in_the_table(tmp_path):
     row = next(line for line in table.splitlines() if line.startswith("fresh "))
     assert "NOT CALIBRATED" in row
     assert "cannot decide" in table
+
+
+def test_importing_ends_with_a_calibration_when_real_photos_are_given(tmp_path, monkeypatch, capsys):
+    """Installed means calibrated: --real calibrates the new model (a subset of the shipped samples);
+    without real photos the model says plainly that it cannot decide."""
+    import argparse
+    import functools
+
+    from forensics_app.cli import _calibrate_after_install, main
+    from forensics_app.core import calibrate
+    from forensics_app.core.calibration import load_calibrations
+    from forensics_app.core.zoo.catalogue import calibration_state
+
+    real = tmp_path / "copy" / REAL_CALIBRATION.name  # ids name the folder and the photo, not the path
+    real.mkdir(parents=True)
+    for photo in calibrate.calibration_split(REAL_CALIBRATION)[:2]:
+        shutil.copy(photo, real / photo.name)
+    monkeypatch.setattr(calibrate, "CalibrationPlan", functools.partial(calibrate.CalibrationPlan, own_samples=3))
+    save_shrunken("AutoencoderKL", tmp_path / "vae")
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "zoo", "import", str(tmp_path / "vae"), "--id", "new",
+                 "--real", str(real), "--crops", "2"]) == 0
+    assert "min left" in capsys.readouterr().out  # progress with a time estimate
+    model = Zoo(home).installed("new")
+    assert calibration_state(model)[0]
+    aedr = load_calibrations(model.calibration_folder() / "calibration.json")["aedr"]
+    assert len(aedr.own_scores) == 3 and len(aedr.real_scores) == 4
+    shipped = set(load_calibrations(shipped_manifests()["taef2"].shipped_calibration)["aedr"].real_ids.tolist())
+    assert set(aedr.real_ids.tolist()) <= shipped  # the same samples as the shipped calibrations: paired by id
+
+    (model.calibration_folder() / "calibration.json").unlink()
+    monkeypatch.delenv("FORENSICS_APP_REAL_PHOTOS", raising=False)
+    _calibrate_after_install(Zoo(home), "new", argparse.Namespace(real=None, crops=None))
+    assert "NOT CALIBRATED" in capsys.readouterr().out and not calibration_state(model)[0]

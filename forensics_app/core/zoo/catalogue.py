@@ -23,7 +23,7 @@ def _entry(zoo: Zoo, manifest: Manifest, is_installed: bool) -> dict:
         try:
             model = zoo.installed(manifest.id)
             weights = {w.file: w for w in model.manifest.weights}  # with the hashes recorded at install
-            calibrated, calibration = _calibration_state(model)
+            calibrated, calibration = calibration_state(model)
         except ForensicsError as exc:  # a damaged install is listed, and says why it cannot be used
             calibrated, calibration = False, f"unusable: {exc}"
     hub = manifest.hub
@@ -50,7 +50,7 @@ def _hash_status(weight: WeightFile) -> str:
     return RECORDED if weight.sha256 else UNPINNED
 
 
-def _calibration_state(model) -> tuple[bool, str]:
+def calibration_state(model) -> tuple[bool, str]:
     from forensics_app.core.pipeline import load_model_calibrations
 
     calibrations, source = load_model_calibrations(model)
