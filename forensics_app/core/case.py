@@ -446,10 +446,13 @@ class Case:
         return self._query("SELECT candidate_json, result_key FROM readings WHERE analysis_id = ? ORDER BY rank",
                            (analysis_id,))
 
-    def findings(self, with_maps: bool = True) -> list[ImageFindings]:
-        """The latest analysis of every evidence item, as it was stored (verdict, ranked candidates, maps)."""
+    def findings(self, with_maps: bool = True, only: tuple[Path, str] | None = None) -> list[ImageFindings]:
+        """The latest analysis of every evidence item, as it was stored (verdict, ranked candidates, maps);
+        ``only``: of the one item with this (path, sha256), so a big case's maps are read one item at a time."""
         out = []
         for row in self._latest_analyses():
+            if only is not None and (_path_of(row["path"]), row["sha256"]) != (absolute_path(only[0]), only[1]):
+                continue
             candidates, maps = [], {}
             for reading in self._readings(row["id"]):
                 candidate = CandidateFinding(**json.loads(reading["candidate_json"]))
@@ -549,6 +552,18 @@ class _CaseCachedEngine:
             self.ran_method = True
             return None
         return dataclasses.replace(result, model=loaded.id)
+
+
+def analyse_evidence_into_case(engine, case: Case, evidence, run_info: dict, progress: ProgressCallback = no_progress,
+                               cancel: CancelToken = NEVER_CANCELLED) -> tuple[ImageFindings, bool]:
+    """One loaded evidence item analysed into the case and stored at once (the window loads the pixels
+    itself, to show them). Returns the findings and whether every result came from the case (no model ran).
+    ``run_info``: the engine's, worked out once per engine rather than per item."""
+    cached_engine = _CaseCachedEngine(engine, case, run_info)
+    cached_engine.started = utc_now()
+    findings = engine.analyse_evidence(evidence, progress, cancel, cached_engine.stored_result)
+    case.add_findings(findings, run_info, started=cached_engine.started, unless_current=True)
+    return findings, not cached_engine.ran_method
 
 
 def analyse_into_case(engine, case: Case, paths: Iterable[Path], progress: ProgressCallback = no_progress,

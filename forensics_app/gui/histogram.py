@@ -52,6 +52,9 @@ class ScoreHistogram(QWidget):
                                                                             **label_style})
         self.plot.addItem(self.score_line)
         self.plot.addItem(self.threshold_line)
+        self.candidate_choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.candidate_choice.setMinimumContentsLength(10)  # long names elide: the dock can be narrow
+        self.plot.setMinimumHeight(120)
         top = QHBoxLayout()
         top.addWidget(QLabel("Calibration of:"))
         top.addWidget(self.candidate_choice, 1)
@@ -62,11 +65,13 @@ class ScoreHistogram(QWidget):
         self.candidate_choice.currentIndexChanged.connect(self._draw)
         self.clear()
 
-    def clear(self) -> None:
+    def clear(self, message: str = "No calibration to show: select an analysed image.") -> None:
+        """No result: no axes either (empty axes would suggest a distribution that is not there)."""
         self.result = None
         self.candidate_choice.clear()
         self._show_curves(False)
-        self.note.setText("")
+        self.plot.setVisible(False)
+        self.note.setText(message)
 
     def show_result(self, result: AnalysedImage) -> None:
         self.result = result

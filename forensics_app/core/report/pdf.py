@@ -31,6 +31,7 @@ from reportlab.platypus import (
 from forensics_app import __version__
 from forensics_app.core import verdict as verdict_rule
 from forensics_app.core.files import atomic_output, printable
+from forensics_app.core.jobs import Progress, ProgressCallback, no_progress
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED, VERDICT_HEADLINES, ImageFindings
 from forensics_app.core.methods import all_methods
 from forensics_app.core.provenance import CLAIMS_DISCLAIMER
@@ -636,14 +637,19 @@ FAILURE_MODES = [
 ]
 
 
-def write_pdf(report: ReportInput, out: Path, generated: datetime | None = None) -> dict:
-    """Write the report; returns {"report_id", "pages", "path"}."""
+def write_pdf(report: ReportInput, out: Path, generated: datetime | None = None,
+              progress: ProgressCallback = no_progress) -> dict:
+    """Write the report; returns {"report_id", "pages", "path"}. ``progress``: per item drawn (figures and
+    thumbnails are most of the work), then once while the pages are laid out."""
     generated = generated or datetime.now(timezone.utc)
     builder = _Builder(report, generated)
     story = builder.cover() + builder.summary()
+    items = len(report.findings)
     for i, f in enumerate(report.findings, 1):
+        progress(Progress(0.9 * (i - 1) / max(1, items), f"drawing item {i} of {items}"))
         story += builder.item(i, f)
     story += builder.methods_section() + builder.appendix()
+    progress(Progress(0.9, "laying out the pages"))
     case = report.case_meta.get("case_name") or "unnamed case"
     stamp = generated.strftime("%Y-%m-%d %H:%M UTC")
     pages = []
@@ -682,4 +688,5 @@ def write_pdf(report: ReportInput, out: Path, generated: datetime | None = None)
                                 creator=f"forensics-app {__version__}", keywords=builder.report_id,
                                 initialFontName=fonts.regular)  # else every page references an unembedded Helvetica
         doc.build(story, canvasmaker=NumberedCanvas)
+    progress(Progress(1.0, f"{pages[0]} pages written"))
     return {"report_id": builder.report_id, "pages": pages[0], "path": str(out)}
