@@ -359,6 +359,11 @@ class Case:
         finished = finished or utc_now()
         started = started or finished
         models = {m["id"]: m for m in run_info["models"]}
+        # a learned fingerprint's reading names a class, not a zoo model: its identity is the extractor's ONNX
+        for e in run_info.get("extractors", []):
+            models[("extractor", e["id"])] = {"model_hash": e["onnx_sha256"], "weights": {},
+                                              "onnx": {e["id"]: {"sha256": e["onnx_sha256"]}}}
+        identity = lambda c: models[("extractor", c.extractor) if c.extractor else c.model]  # noqa: E731
         info_json = canonical_json(run_info)
         facts = findings.facts
         path = _path_value(findings.path)
@@ -370,7 +375,7 @@ class Case:
                           finished))
             keys = []
             for c in findings.candidates:
-                model = models[c.model]
+                model = identity(c)
                 keys.append(result_key(findings.sha256, model["model_hash"], c.method, c.method_version,
                                        analysis_parameters(c.parameters, run_info)))
                 maps = {name: array for (m, meth, name), array in findings.maps.items()
@@ -395,7 +400,7 @@ class Case:
                 (evidence_id, run_info_id, started, finished, json.dumps(findings.region), findings.verdict.label,
                  findings.verdict.model, json.dumps(dataclasses.asdict(findings.verdict)))).lastrowid
             for rank, (c, key) in enumerate(zip(findings.candidates, keys)):
-                model = models[c.model]
+                model = identity(c)
                 conn.execute(
                     "INSERT INTO readings (analysis_id, rank, result_key, model, model_hash, weights_json, onnx_json, "
                     "method, method_version, score, p_value, p_real, status, candidate_json) "
