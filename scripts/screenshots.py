@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +88,8 @@ def main() -> int:
     parser.add_argument("--photos", required=True, help="folder with baboon.png, lenna.png, zebra.png (e.g. Set14)")
     parser.add_argument("--alpha", type=float, default=0.01, help="false-attribution rate shown")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "screenshots"))
+    parser.add_argument("--report-page", help="also export the case's report and render its first item page "
+                        "to this PNG (needs pdftoppm), e.g. docs/report-page.png")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +105,7 @@ def main() -> int:
         first.show()
         wait_until(app, lambda: first.first_model_offer is not None)
         settle(app)
-        save(first, out / "first_start.png")
+        save(first.first_model_offer, out / "first_start.png")
         first.first_model_offer.reject()
         first.close()
 
@@ -155,6 +158,13 @@ def main() -> int:
         settle(app)
         save(export, out / "export_report.png")
         export.reject()
+        if args.report_page:  # the exported PDF's first item page, as the README shows it
+            pdf = Path(tmp) / "report.pdf"
+            window.write_report(pdf, None)
+            wait_until(app, lambda: window.task is None)
+            subprocess.run(["pdftoppm", "-png", "-r", "90", "-f", "3", "-l", "3", "-singlefile", str(pdf),
+                            str(Path(args.report_page).with_suffix(""))], check=True)
+            print(args.report_page)
 
         for name, dialog in (("zoo_manager.png", window.open_zoo_manager()), ("settings.png", window.open_settings())):
             settle(app)

@@ -209,9 +209,9 @@ def calibrated(p_own, p_real, critical_p, alpha=0.01, n_own=199, n_real=999):
 
 def test_p_values_get_a_plain_reading_judged_by_the_rule_that_decided():
     consistent = calibrated(p_own=0.4, p_real=0.001, critical_p=0.002)
-    assert (consistent.p_own_reading(), consistent.p_real_reading()) == ("fits its own outputs", "rare for real photos")
+    assert (consistent.p_own_reading(), consistent.p_real_reading()) == ("fits its outputs", "rare for real photos")
     rejected = calibrated(p_own=0.005, p_real=0.3, critical_p=0.002, n_own=999)
-    assert (rejected.p_own_reading(), rejected.p_real_reading()) == ("rare for its own outputs", "fits real photos")
+    assert (rejected.p_own_reading(), rejected.p_real_reading()) == ("rare for its outputs", "fits real photos")
     # below alpha but above the critical p of a family of candidates: not rare enough to count
     assert calibrated(0.4, 0.005, critical_p=0.002).p_real_reading() == "fits real photos"
     assert calibrated(0.4, 0.001, critical_p=None).p_real_reading() == "too few photos to judge"

@@ -58,7 +58,7 @@ class CandidateFinding:
         alpha = ((self.calibration or {}).get("rule") or {}).get("alpha")
         if self.p_value is None or alpha is None:
             return ""
-        return "fits its own outputs" if self.p_value > alpha else "rare for its own outputs"
+        return "fits its outputs" if self.p_value > alpha else "rare for its outputs"
 
     def p_real_reading(self) -> str:
         """p_real in plain words: rare for real photos only below the rule's critical p-value."""

@@ -28,6 +28,7 @@ class NewCaseDialog(QDialog):
     def __init__(self, folder: Path, parent=None):
         super().__init__(parent)
         self.setWindowTitle("New case")
+        self.setMinimumWidth(560)
         self.name = QLineEdit()
         self.name.setPlaceholderText("e.g. Harbour fire, 2024-03")
         self.examiner = QLineEdit()
@@ -68,6 +69,7 @@ class ExportDialog(QDialog):
     def __init__(self, case_name: str, examiner: str, case_path: Path, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Export report")
+        self.setMinimumWidth(640)  # whole paths stay readable
         self.case_name = QLineEdit(case_name)
         self.examiner = QLineEdit(examiner)
         stem = case_path.with_suffix("")

@@ -15,7 +15,7 @@ from forensics_app.core.findings import ImageFindings
 from forensics_app.gui.evidence_list import BADGE_COLOURS
 from forensics_app.gui.tables import read_only_table
 
-COLUMNS = ("Generator", "Method", "Score", "p_own", "p_real", "Wrong gen.", "Status")
+COLUMNS = ("Generator", "Score", "p_own", "p_real", "Status")
 
 
 class FindingsPanel(QWidget):
@@ -26,28 +26,26 @@ class FindingsPanel(QWidget):
         self.headline = QLabel()  # the verdict in a few words on its badge colour
         self.headline.setWordWrap(True)
         self.headline.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.verdict = QLabel()
+        font = self.headline.font()
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.headline.setFont(font)
+        self.verdict = QLabel()  # the verdict's sentence
         self.verdict.setWordWrap(True)
         self.verdict.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        font = self.verdict.font()
-        font.setPointSizeF(font.pointSizeF() * 1.25)
-        font.setBold(True)
-        self.verdict.setFont(font)
         self.reasons = QLabel()
         self.reasons.setWordWrap(True)
         self.reasons.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.table = read_only_table(COLUMNS)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Interactive)
-        self.table.setColumnWidth(0, 110)  # long generator names wrap instead of pushing the numbers away
+        self.table.setColumnWidth(0, 115)  # long generator names wrap instead of pushing the numbers away
         self.table.setHorizontalScrollMode(QTableWidget.ScrollPerPixel)
-        header_tips = ("Candidate generator (its autoencoder)", "Attribution method",
+        header_tips = ("Candidate generator (its autoencoder) and the method that read it",
                        "Method score: LOW = consistent with the generator",
                        "P(score at least this high | the generator's own outputs)",
                        "P(score at most this low | real photos)",
-                       "How often outputs of the other candidate generators reach this generator's threshold "
-                       "(measured on outputs that did not set it)",
-                       "Reading at the chosen false-attribution rate")
+                       "Reading at the chosen false-attribution rate (its tooltip: how often outputs of the other "
+                       "candidates reach this generator's threshold)")
         for column, tip in enumerate(header_tips):
             self.table.horizontalHeaderItem(column).setToolTip(tip)
         words = QWidget()
@@ -93,12 +91,13 @@ class FindingsPanel(QWidget):
         self.reasons.setText("\n".join(f"- {reason}" for reason in reasons))
         self.table.setRowCount(len(findings.candidates))
         for row, c in enumerate(findings.candidates):
-            cells = (c.model_name, c.method, f"{c.score:.4g}", _with_reading(c.p_own_text(), c.p_own_reading()),
-                     _with_reading(c.p_real_text(), c.p_real_reading()),
-                     c.wrong_generator_text() if c.decisive else "", c.status)
-            tips = (c.model, c.method_title + ("" if c.decisive else ": shown for comparison, never votes"),
-                    "", c.p_own_sentence(), c.p_real_sentence(), "",
-                    f"threshold {c.threshold:.4g}" if c.threshold is not None else "no threshold")
+            wrong = c.wrong_generator_text() if c.decisive else ""  # in the tooltip: the table fits a laptop
+            cells = (f"{c.model_name}\n{c.method}", f"{c.score:.4g}", _with_reading(c.p_own_text(), c.p_own_reading()),
+                     _with_reading(c.p_real_text(), c.p_real_reading()), c.status)
+            threshold = f"threshold {c.threshold:.4g}" if c.threshold is not None else "no threshold"
+            tips = (f"{c.model}: {c.method_title}" + ("" if c.decisive else " (shown for comparison, never votes)"),
+                    "", c.p_own_sentence(), c.p_real_sentence(),
+                    threshold + (f"; outputs of the other candidates reach it: {wrong}" if wrong else ""))
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(tips[column])
@@ -107,7 +106,7 @@ class FindingsPanel(QWidget):
                     font = item.font()
                     font.setItalic(True)
                     item.setFont(font)
-                if column in (2, 3, 4, 5):
+                if column in (1, 2, 3):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(row, column, item)
         self.table.resizeRowsToContents()

@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         self.image_panel.setMinimumSize(260, 200)
         bottom_tabs.setMinimumHeight(90)
         findings_split.setSizes([300, 260])
-        self.resizeDocks(docks[:2], [260, 430], Qt.Horizontal)
+        self.resizeDocks(docks[:2], [210, 550], Qt.Horizontal)
         self.resizeDocks(docks[2:], [150], Qt.Vertical)
 
         self.overall = QProgressBar(maximumWidth=160, textVisible=True)
@@ -129,7 +129,7 @@ class MainWindow(QMainWindow):
         view.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIDE + 4)
         view.horizontalHeader().setSectionResizeMode(0, QHeaderView.Interactive)
         view.horizontalHeader().setStretchLastSection(True)
-        view.setColumnWidth(0, 120)
+        view.setColumnWidth(0, 100)
         view.setWordWrap(False)
         view.setTextElideMode(Qt.ElideRight)
         return view

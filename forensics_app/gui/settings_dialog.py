@@ -70,7 +70,8 @@ class SettingsDialog(QDialog):
             (model_id, zoo.installed(model_id).manifest.display_name, "",
              not preferences.models or model_id in preferences.models) for model_id in zoo.installed_ids())
         if self.models:
-            models_box.addWidget(QLabel("Each of k candidates is tested at the rate / k: fewer candidates, more power."))
+            models_box.addWidget(QLabel("The rate holds for all candidates together: fewer candidates, more power "
+                                        "for each."))
         self.extractors, extractors_box = _check_list(
             (name, f"{manifest.display_name} - shown, does not vote", manifest.description,
              name in preferences.extractors) for name, manifest in sorted(shipped_extractors().items()))

@@ -321,7 +321,7 @@ class _Builder:
                          _p(_p_cell(c.p_real_text(), c.p_real_reading()), self.cell),
                          _p(_num(c.threshold, 4), self.cell),
                          _p(c.status, self.cell_bold if c.decisive else self.cell)])
-        widths = [7 * mm, 34 * mm, 29 * mm, 19 * mm, 23 * mm, 23 * mm, 17 * mm]
+        widths = [7 * mm, 32 * mm, 27 * mm, 21 * mm, 23 * mm, 23 * mm, 19 * mm]
         widths.append(FRAME_W - sum(widths))
         decisive = [c for c in f.candidates if c.decisive]
         plain = ([_p("What the p-values of the top reading say: " + decisive[0].p_own_sentence() + " "
