@@ -390,3 +390,4 @@ def test_a_dropped_folder_is_walked_by_the_core_walker_and_every_entry_left_out_
     assert by_name["broken.png"].status == REFUSED
     log = window.log_view.toPlainText()
     assert "Skipped" in log and ".hidden.png" in log and "same.png" in log and "already searched" in log
+    assert "skipped (hidden, or reached twice): see the Log tab" in window.statusBar().currentMessage()

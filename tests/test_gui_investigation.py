@@ -20,7 +20,10 @@ from forensics_app.core.zoo.store import Zoo
 from forensics_app.gui import platform_check
 from forensics_app.gui.evidence_list import BADGE_COLOURS, DONE, REFUSED
 from forensics_app.gui.preferences import Preferences
-from test_gui import WAIT_MS, drop, gui_home, images, open_window, select, wait_finished  # noqa: F401 (fixtures)
+import test_gui
+from test_gui import WAIT_MS, drop, open_window, select, wait_finished
+
+gui_home, images = test_gui.gui_home, test_gui.images  # the same fixtures: a calibrated TAEF2, test images
 
 
 @pytest.fixture
@@ -254,3 +257,17 @@ def test_the_gui_command_stops_with_that_message_before_qt_starts(monkeypatch, t
     monkeypatch.setattr(platform_check, "platform_problem", lambda: "Qt needs libxcb-cursor.so.0 (libxcb-cursor0).")
     assert cli.main(["--home", str(tmp_path), "gui"]) == cli.EXIT_USAGE
     assert "error: Qt needs libxcb-cursor.so.0 (libxcb-cursor0)." in capsys.readouterr().err
+
+
+def test_folder_entries_the_walk_leaves_out_are_recorded_in_the_case(qtbot, window, evidence, tmp_path):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    shutil.copy(evidence["real"], folder / "photo.png")
+    shutil.copy(evidence["real"], folder / ".hidden.png")
+    path = tmp_path / "walk.case"
+    assert window.create_case(path, "Walk", "J. Doe")
+    drop(window, [folder])
+    wait_finished(qtbot, window)
+    with Case.open(path) as case:
+        assert [(p.name, reason) for p, reason in case.skipped()] == [
+            (".hidden.png", "is a hidden file (its name starts with '.'): not analysed")]
