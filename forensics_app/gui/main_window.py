@@ -279,6 +279,8 @@ class MainWindow(QMainWindow):
 
     def create_case(self, path: Path, name: str, examiner: str) -> bool:
         """Create the case file and analyse every item of the list into it (the case then holds their maps)."""
+        if self._busy_with_task():
+            return False
         try:
             case = Case.create(path, name, examiner)
         except ForensicsError as exc:
@@ -336,10 +338,17 @@ class MainWindow(QMainWindow):
         self._update_counts()
 
     def close_case(self) -> None:
-        if self.case is not None:
+        if self.case is not None and not self._busy_with_task():
             self.clear_list()
             self.log(f"Case {self.case.meta['name']!r} closed.")
             self._set_case(None)
+
+    def _busy_with_task(self) -> bool:
+        """One background task at a time; an export or verification reads the open case, which stays open."""
+        if self.task is None:
+            return False
+        self._problem("Busy", f"{self.task.title} is still running; wait for it or cancel it.")
+        return True
 
     def _set_case(self, case: Case | None) -> None:
         if self.case is not None:
@@ -456,8 +465,7 @@ class MainWindow(QMainWindow):
         self.verification_box = box
 
     def _start_task(self, task: BackgroundTask, on_success) -> bool:
-        if self.task is not None:
-            self._problem("Busy", f"{self.task.title} is still running; wait for it or cancel it.")
+        if self._busy_with_task():
             return False
         self.task = task
         self.log(task.title + "...")

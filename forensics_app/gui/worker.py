@@ -81,7 +81,7 @@ class AnalysisWorker(QThread):
         self._queue.put((self._load_stored, item_id, findings, self._token, case))
 
     def close_case(self, case: Case) -> None:
-        """Close ``case`` once the item in flight is done with it (queued items of it are cancelled first)."""
+        """Close ``case`` once the item in flight is done with it (the window cancels its queued items first)."""
         self._queue.put((lambda *_: case.close(), None, None, CancelToken(), None))
 
     def cancel(self) -> None:
