@@ -272,7 +272,8 @@ def cmd_analyze(args) -> int:
         if args.max_pixels < side * side:
             raise ForensicsError(f"--max-pixels {args.max_pixels} is below the smallest region {loaded.id} can "
                                  f"analyse ({side} x {side} = {side * side} pixels).")
-    _print(f"{'file':<36} {'verdict':<15} {'model':<10} {'method':<15} {'score':>9} {'p_own':>10} {'p_real':>10}")
+    _print(f"{'file':<36} {'verdict':<15} {'closest model':<14} {'method':<15} {'score':>9} {'p_own':>10} "
+           f"{'p_real':>10}")
 
     for path, reason in left_out:
         _print(f"{printable(path.name)[:35]:<36} SKIPPED: {printable(str(path))} {reason}")
@@ -284,12 +285,14 @@ def cmd_analyze(args) -> int:
             return
         top = result.candidates[0] if result.candidates else None
         if top is None:
-            _print(f"{name:<36} {result.verdict.label:<15}")
+            _print(f"{name:<36} {_verdict_word(result.verdict):<15}")
         else:
-            _print(f"{name:<36} {result.verdict.label:<15} {top.model:<10} {top.method:<15} {top.score:9.4g} "
-                   f"{_p_columns(top)}")
+            _print(f"{name:<36} {_verdict_word(result.verdict):<15} {top.model:<14} {top.method:<15} "
+                   f"{top.score:9.4g} {_p_columns(top)}")
         for c in (c for c in result.candidates if c.extractor):  # --fingerprint readings
-            _print(f"{'':<36} {'(fingerprint)':<15} {c.model:<10} {c.method:<15} {c.score:9.4g} {_p_columns(c)}")
+            _print(f"{'':<36} {'(fingerprint)':<15} {c.model:<14} {c.method:<15} {c.score:9.4g} {_p_columns(c)}")
+        # the sentence, so that the closest model of a negative never reads as the generator that made it
+        _print(f"{'':<4}{result.verdict.text}")
         if args.maps:
             _save_maps(result, Path(args.maps))
 
@@ -319,6 +322,13 @@ def cmd_analyze(args) -> int:
                              cancelled=batch.cancelled, skipped=left_out)
         _write_report(report, args.pdf, args.json)
     return EXIT_SOME_FAILED if batch.failures else EXIT_OK
+
+
+def _verdict_word(verdict) -> str:
+    """The verdict column: words, not the JSON label (the sentence under the row says what it means)."""
+    from forensics_app.core.findings import NOT_ATTRIBUTED
+
+    return "NOT attributed" if verdict.label == NOT_ATTRIBUTED else verdict.label
 
 
 def _p_columns(candidate) -> str:
@@ -377,14 +387,15 @@ def cmd_case_show(args) -> int:
         meta = case.meta
         _print(f"case {meta['name']!r}, examiner {meta['examiner']}, created {meta['created']} (schema {meta['schema']})")
         status = {(str(s.path), s.sha256): s.status for s in case.evidence_status()}
-        _print(f"{'file':<32} {'sha256':<12} {'verdict':<15} {'top candidate':<20} {'p_own':>10} {'p_real':>10} "
+        _print(f"{'file':<32} {'sha256':<12} {'verdict':<15} {'closest model':<20} {'p_own':>10} {'p_real':>10} "
                f"{'evidence':<8} notes")
         for f in case.findings(with_maps=False):
             top = f.candidates[0] if f.candidates else None
             candidate = f"{top.model}/{top.method}" if top else "-"
-            _print(f"{printable(f.path.name)[:31]:<32} {f.sha256[:12]:<12} {f.verdict.label:<15} "
+            _print(f"{printable(f.path.name)[:31]:<32} {f.sha256[:12]:<12} {_verdict_word(f.verdict):<15} "
                    f"{candidate[:19]:<20} {_p_columns(top)} "
                    f"{status[(str(f.path), f.sha256)]:<8} {len(case.notes(f.sha256))}")
+            _print(f"{'':<4}{f.verdict.text}")
         for failed in case.failures():
             _print(f"{printable(failed.path.name)[:31]:<32} ERROR: {failed.error}")
         for path, reason in case.skipped():

@@ -193,3 +193,40 @@ def test_calibrations_made_for_other_weights_are_ignored(installed_zoo, tmp_path
     calibrations, source = load_model_calibrations(model)
     assert calibrations["aedr"].data["weights_sha256"] == weights_sha256(model.manifest)  # the shipped one
     assert "ignored, made for other weights: calibration.json (aedr)" in source
+
+
+def test_the_deep_check_caveat_says_where_to_turn_it_on():
+    v = decide([reading("a", CONSISTENT), reading("b", REJECTED)], 0.01, NAMES)
+    [caveat] = [r for r in v.reasons if "only one decisive method" in r]
+    assert "deep check (the inversion method" in caveat and "Settings > Methods" in caveat
+    assert "--method aedr,inversion" in caveat
+
+
+def test_verdict_headlines_never_let_a_negative_read_as_a_clean_bill():
+    from forensics_app.core.findings import Verdict
+
+    assert Verdict("attributed", "a", "").headline("Model A") == "attributed to Model A"
+    negative = Verdict("not_attributed", None, "").headline()
+    assert "no installed generator fits" in negative and "not proof of a photograph" in negative
+    assert Verdict("inconclusive", None, "").headline() == "inconclusive"
+
+
+def calibrated(p_own, p_real, critical_p, alpha=0.01, n_own=199, n_real=999):
+    finding = reading("a", UNDECIDED, p_real=p_real)
+    finding.p_value = p_own
+    finding.calibration = {"n_own": n_own, "n_real": n_real, "rule": {"alpha": alpha, "critical_p": critical_p}}
+    return finding
+
+
+def test_p_values_get_a_plain_reading_judged_by_the_rule_that_decided():
+    consistent = calibrated(p_own=0.4, p_real=0.001, critical_p=0.002)
+    assert (consistent.p_own_reading(), consistent.p_real_reading()) == ("fits its outputs", "rare for real photos")
+    rejected = calibrated(p_own=0.005, p_real=0.3, critical_p=0.002, n_own=999)
+    assert (rejected.p_own_reading(), rejected.p_real_reading()) == ("rare for its outputs", "fits real photos")
+    # below alpha but above the critical p of a family of candidates: not rare enough to count
+    assert calibrated(0.4, 0.005, critical_p=0.002).p_real_reading() == "fits real photos"
+    assert calibrated(0.4, 0.001, critical_p=None).p_real_reading() == "too few photos to judge"
+    assert reading("a", UNCALIBRATED).p_own_reading() == ""  # no calibration, no reading
+    assert consistent.p_real_sentence() == ("p_real ≤\xa00.001: none of 999 of the real photos in the calibration "
+                                            "score this low or lower (rare for real photos).")
+    assert rejected.p_own_sentence().startswith("p_own 0.005: about 5 in 1,000 of A's own outputs")

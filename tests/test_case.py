@@ -258,7 +258,8 @@ def test_cli_case_new_analyze_show_note(installed_zoo, photos, tmp_path, capsys)
     assert main(["case", "show", case_file]) == 0
     out = capsys.readouterr().out
     assert "Harbour fire" in out and "J. Doe" in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0] in PHOTOS}
+    rows = {line.split()[0]: line.replace("NOT attributed", "not-attributed").split()
+            for line in out.splitlines() if line.split() and line.split()[0] in PHOTOS}
     assert set(rows) == set(PHOTOS)
     for p in photos:
         row = rows[p.name]

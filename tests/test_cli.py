@@ -165,3 +165,17 @@ def test_readme_and_demo_say_how_to_run_the_command_and_which_folder_the_demo_us
     assert f"FORENSICS_APP_HOME=$PWD/{demo_home} .venv/bin/forensics-app zoo list" in readme
     assert 'echo "application folder used by the demo (models, calibrations): $FORENSICS_APP_HOME"' in demo
     assert '.venv/bin/forensics-app zoo list"' in demo
+
+
+def test_analyze_prints_the_verdict_sentence_under_each_row(installed_zoo, tmp_path):
+    image = save_png(real_crop("baboon.png", side=96), tmp_path / "photo.png")
+    out = tmp_path / "findings.json"
+    result = run_cli(["analyze", str(image), "--json", str(out)], installed_zoo.home)
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads(out.read_text())["images"][0]["verdict"]
+    lines = result.stdout.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("photo.png"))
+    assert lines[row + 1] == "    " + verdict["text"]  # the sentence, not only a label beside a model name
+    assert "closest model" in lines[0] and "not_attributed" not in result.stdout
+    if verdict["label"] == "not_attributed":
+        assert "NOT attributed" in lines[row]

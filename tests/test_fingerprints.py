@@ -166,3 +166,19 @@ def test_verify_re_reads_the_fingerprints_a_run_recorded(installed_zoo, tmp_path
     home = ["--home", str(installed_zoo.home)]
     assert cli_main([*home, "analyze", str(image), "--fingerprint", sorted(SHIPPED)[0], "--json", str(findings)]) == 0
     assert cli_main([*home, "report", "verify", str(findings)]) == 0  # the reading is re-made, not "absent"
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no extractor shipped in model_zoo")
+def test_a_fingerprint_reading_is_stored_in_a_case_under_its_extractor(installed_zoo, tmp_path, capsys):
+    from conftest import save_png
+    from forensics_app.core.case import Case
+
+    image = save_png(real_crop("baboon.png", 128), tmp_path / "photo.png")
+    case_file = str(tmp_path / "fp.case")
+    name = sorted(SHIPPED)[0]
+    assert cli_main(["case", "new", case_file, "--name", "Fingerprints", "--examiner", "J. Doe"]) == 0
+    assert cli_main(["--home", str(installed_zoo.home), "analyze", str(image), "--case", case_file,
+                     "--fingerprint", name]) == 0
+    with Case.open(case_file) as case:
+        [stored] = case.findings()
+    assert [c.extractor for c in stored.candidates if c.extractor] == [name]

@@ -102,6 +102,10 @@ def wait_finished(qtbot, window: MainWindow) -> None:
     qtbot.waitUntil(lambda: not (window.evidence.count(QUEUED) or window.evidence.count(RUNNING)), timeout=WAIT_MS)
 
 
+def top_name(item) -> str:
+    return item.result.findings.candidates[0].model_name
+
+
 def select(window: MainWindow, path: Path):
     item = next(i for i in window.evidence.items if i.path == path)
     window.select_item(item.item_id)
@@ -120,14 +124,18 @@ def test_dropped_files_are_analysed_and_the_table_and_verdict_show_the_findings(
 
     own = select(window, images["own"])
     findings = own.result.findings
-    assert own.status_text() == "attributed: taef2"
+    assert own.status_text() == "attributed to TAEF2 (FLUX.2 tiny autoencoder)" == f"attributed to {top_name(own)}"
     assert findings.verdict.text.startswith("Consistent with TAEF2")
     assert window.findings_panel.verdict.text() == findings.verdict.text
     top = findings.candidates[0]
     # every real calibration sample scores higher than the generator's own output: p_real is at its floor
     # 1/(999+1), a bound rather than a measurement; one candidate: no other generator's outputs to measure
-    assert window.findings_panel.cell_texts()[0] == [top.model_name, "aedr", f"{top.score:.4g}",
-                                                     f"{top.p_value:.3g}", "≤\xa00.001", "not measured", "consistent"]
+    assert window.findings_panel.cell_texts()[0] == [f"{top.model_name}\naedr", f"{top.score:.4g}",
+                                                     f"{top.p_value:.3g}\nfits its outputs",
+                                                     "≤\xa00.001\nrare for real photos", "consistent"]
+    assert window.findings_panel.table.item(0, 3).toolTip() == top.p_real_sentence()
+    assert "reach it: not measured" in window.findings_panel.table.item(0, 4).toolTip()
+    assert window.findings_panel.headline.text() == "Attributed to TAEF2 (FLUX.2 tiny autoencoder)"
 
     real = select(window, images["real"])
     assert real.result.findings.verdict.label == "not_attributed"
@@ -240,7 +248,7 @@ def test_learned_fingerprints_chosen_in_settings_join_the_ranking_without_voting
     item = select(window, images["own"])
     candidates = item.result.findings.candidates
     [fingerprint] = [c for c in candidates if c.method_version == name]
-    assert not fingerprint.decisive and item.status_text() == "attributed: taef2"  # fingerprints never vote
+    assert not fingerprint.decisive and item.status_text() == f"attributed to {top_name(item)}"  # never votes
     window.histogram.select_candidate(candidates.index(fingerprint))
     assert name in window.histogram.note.text() and window.histogram.marked_score is None
     assert window.histogram.plot.isHidden()
@@ -304,7 +312,9 @@ def test_zoo_manager_reports_a_failed_install(qtbot, tmp_path):
     (tmp_path / "empty-mirror").mkdir()
     dialog.install_selected(tmp_path / "empty-mirror")
     qtbot.waitUntil(lambda: "Failed:" in dialog.output.toPlainText(), timeout=WAIT_MS)
-    assert dialog.install_button.isEnabled()
+    assert "was not found in" in dialog.output.toPlainText()  # the installer's own reason, from its process
+    assert dialog.install_mirror_button.isEnabled() and not dialog.cancel_button.isEnabled()
+    assert not (tmp_path / "home" / "zoo" / "taef2").exists()  # nothing half-installed
     dialog.reject()
     window.close()
 
@@ -380,3 +390,4 @@ def test_a_dropped_folder_is_walked_by_the_core_walker_and_every_entry_left_out_
     assert by_name["broken.png"].status == REFUSED
     log = window.log_view.toPlainText()
     assert "Skipped" in log and ".hidden.png" in log and "same.png" in log and "already searched" in log
+    assert "skipped (hidden, or reached twice): see the Log tab" in window.statusBar().currentMessage()

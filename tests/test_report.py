@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from forensics_app.cli import EXIT_OK, EXIT_SOME_FAILED, main
 from forensics_app.core.calibration import Calibration, save_calibrations
 from forensics_app.core import verdict as verdict_module
 from forensics_app.core.colormaps import colourise, map_display_range
-from forensics_app.core.findings import FailedImage, p_value_text
+from forensics_app.core.findings import FailedImage, Verdict, p_value_text
 from forensics_app.core.methods import get_method
 from forensics_app.core.pipeline import AnalysisSettings, Engine, analyse_paths
 from forensics_app.core.report import ReportInput, write_pdf
@@ -339,3 +340,22 @@ def test_analyze_writes_the_report_directly(report_zoo, evidence, tmp_path):
     doc = json.loads(json_out.read_text())
     text = "\n".join(page_texts(pdf_out))
     assert "Direct run" in text and doc["images"][0]["sha256"] in text and f"Report ID {doc['report_id']}" in text
+
+
+def test_the_pdf_reads_each_p_value_and_a_negative_in_plain_words(report, pdf, tmp_path):
+    path, _ = pdf
+    text = " ".join(" ".join(page_texts(path)).split())
+    for f in report.findings:
+        top = next(c for c in f.candidates if c.decisive)
+        assert top.p_own_reading() and top.p_real_reading()
+        assert " ".join(f"{top.p_own_text()} {top.p_own_reading()}".split()) in text
+        assert " ".join(top.p_real_sentence().split()) in text
+    negative = dataclasses.replace(report.findings[0], verdict=Verdict("not_attributed", None, "Not attributed."))
+    write_pdf(dataclasses.replace(report, findings=[negative]), tmp_path / "negative.pdf")
+    text = " ".join(" ".join(page_texts(tmp_path / "negative.pdf")).split())
+    assert text.count("NOT ATTRIBUTED no installed generator fits (not proof of a photograph)") == 2  # summary, item
+
+
+def test_the_decision_rule_in_the_report_names_no_source_file():
+    assert not any(".py" in paragraph or "core/" in paragraph
+                   for paragraph in decision_rule(verdict_module.__doc__))

@@ -359,6 +359,11 @@ class Case:
         finished = finished or utc_now()
         started = started or finished
         models = {m["id"]: m for m in run_info["models"]}
+        # a learned fingerprint's reading names a class, not a zoo model: its identity is the extractor's ONNX
+        for e in run_info.get("extractors", []):
+            models[("extractor", e["id"])] = {"model_hash": e["onnx_sha256"], "weights": {},
+                                              "onnx": {e["id"]: {"sha256": e["onnx_sha256"]}}}
+        identity = lambda c: models[("extractor", c.extractor) if c.extractor else c.model]  # noqa: E731
         info_json = canonical_json(run_info)
         facts = findings.facts
         path = _path_value(findings.path)
@@ -370,7 +375,7 @@ class Case:
                           finished))
             keys = []
             for c in findings.candidates:
-                model = models[c.model]
+                model = identity(c)
                 keys.append(result_key(findings.sha256, model["model_hash"], c.method, c.method_version,
                                        analysis_parameters(c.parameters, run_info)))
                 maps = {name: array for (m, meth, name), array in findings.maps.items()
@@ -395,7 +400,7 @@ class Case:
                 (evidence_id, run_info_id, started, finished, json.dumps(findings.region), findings.verdict.label,
                  findings.verdict.model, json.dumps(dataclasses.asdict(findings.verdict)))).lastrowid
             for rank, (c, key) in enumerate(zip(findings.candidates, keys)):
-                model = models[c.model]
+                model = identity(c)
                 conn.execute(
                     "INSERT INTO readings (analysis_id, rank, result_key, model, model_hash, weights_json, onnx_json, "
                     "method, method_version, score, p_value, p_real, status, candidate_json) "
@@ -446,10 +451,13 @@ class Case:
         return self._query("SELECT candidate_json, result_key FROM readings WHERE analysis_id = ? ORDER BY rank",
                            (analysis_id,))
 
-    def findings(self, with_maps: bool = True) -> list[ImageFindings]:
-        """The latest analysis of every evidence item, as it was stored (verdict, ranked candidates, maps)."""
+    def findings(self, with_maps: bool = True, only: tuple[Path, str] | None = None) -> list[ImageFindings]:
+        """The latest analysis of every evidence item, as it was stored (verdict, ranked candidates, maps);
+        ``only``: of the one item with this (path, sha256), so a big case's maps are read one item at a time."""
         out = []
         for row in self._latest_analyses():
+            if only is not None and (_path_of(row["path"]), row["sha256"]) != (absolute_path(only[0]), only[1]):
+                continue
             candidates, maps = [], {}
             for reading in self._readings(row["id"]):
                 candidate = CandidateFinding(**json.loads(reading["candidate_json"]))
@@ -549,6 +557,18 @@ class _CaseCachedEngine:
             self.ran_method = True
             return None
         return dataclasses.replace(result, model=loaded.id)
+
+
+def analyse_evidence_into_case(engine, case: Case, evidence, run_info: dict, progress: ProgressCallback = no_progress,
+                               cancel: CancelToken = NEVER_CANCELLED) -> tuple[ImageFindings, bool]:
+    """One loaded evidence item analysed into the case and stored at once (the window loads the pixels
+    itself, to show them). Returns the findings and whether every result came from the case (no model ran).
+    ``run_info``: the engine's, worked out once per engine rather than per item."""
+    cached_engine = _CaseCachedEngine(engine, case, run_info)
+    cached_engine.started = utc_now()
+    findings = engine.analyse_evidence(evidence, progress, cancel, cached_engine.stored_result)
+    case.add_findings(findings, run_info, started=cached_engine.started, unless_current=True)
+    return findings, not cached_engine.ran_method
 
 
 def analyse_into_case(engine, case: Case, paths: Iterable[Path], progress: ProgressCallback = no_progress,

@@ -53,6 +53,38 @@ class CandidateFinding:
     def p_real_text(self, ascii_only: bool = False) -> str:
         return p_value_text(self.p_real, (self.calibration or {}).get("n_real"), ascii_only=ascii_only)
 
+    def p_own_reading(self) -> str:
+        """p_own in two or three plain words, judged as the decision rule judged it ("" without a rule)."""
+        alpha = ((self.calibration or {}).get("rule") or {}).get("alpha")
+        if self.p_value is None or alpha is None:
+            return ""
+        return "fits its outputs" if self.p_value > alpha else "rare for its outputs"
+
+    def p_real_reading(self) -> str:
+        """p_real in plain words: rare for real photos only below the rule's critical p-value."""
+        rule = (self.calibration or {}).get("rule") or {}
+        if self.p_real is None or "critical_p" not in rule:
+            return ""
+        if rule["critical_p"] is None:  # the rule abstained: too few real samples for this many candidates
+            return "too few photos to judge"
+        return "rare for real photos" if self.p_real <= rule["critical_p"] else "fits real photos"
+
+    def p_own_sentence(self) -> str:
+        """What p_own says, as a sentence for a reader who does not know p-values."""
+        if self.p_value is None:
+            return "No p_own: the model has no valid calibration for this method."
+        n = (self.calibration or {}).get("n_own")
+        return (f"p_own {self.p_own_text()}: {_share(self.p_value, n)} of {self.model_name}'s own outputs in the "
+                f"calibration score this high or higher" + (f" ({self.p_own_reading()})." if self.p_own_reading()
+                                                             else "."))
+
+    def p_real_sentence(self) -> str:
+        if self.p_real is None:
+            return "No p_real: the model has no valid calibration for this method."
+        n = (self.calibration or {}).get("n_real")
+        return (f"p_real {self.p_real_text()}: {_share(self.p_real, n)} of the real photos in the calibration "
+                f"score this low or lower" + (f" ({self.p_real_reading()})." if self.p_real_reading() else "."))
+
     def wrong_generator_text(self) -> str:
         """How often other candidates' outputs reach this reading's threshold, e.g. "0.7% of 1200"."""
         wrong = (self.calibration or {}).get("wrong_generator") or {}
@@ -81,9 +113,24 @@ def p_value_text(p: float | None, samples: int | None, digits: int = 3, ascii_on
     return f"{p:.{digits}g}"
 
 
+def _share(p: float, samples: int | None) -> str:
+    """A p-value as a share of samples: "about 4 in 100", or at the floor "none of 999"."""
+    if samples and p <= (1.0 / (samples + 1)) * (1 + 1e-9):
+        return f"none of {samples}"
+    if p >= 0.01:
+        return f"about {round(p * 100)} in 100"
+    return f"about {p * 1000:.2g} in 1,000"
+
+
 def _round_up(value: float, digits: int) -> float:
     scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
     return math.ceil(value * scale * (1 - 1e-12)) / scale
+
+
+# what each verdict means, in words that cannot be misread: "not attributed" is not a clean bill of health
+VERDICT_HEADLINES = {ATTRIBUTED: "attributed",
+                     NOT_ATTRIBUTED: "not attributed: no installed generator fits (not proof of a photograph)",
+                     INCONCLUSIVE: "inconclusive"}
 
 
 @dataclass
@@ -92,6 +139,12 @@ class Verdict:
     model: str | None
     text: str  # one plain-language sentence
     reasons: list[str] = field(default_factory=list)
+
+    def headline(self, model_name: str | None = None) -> str:
+        """The verdict in a few plain words, e.g. "attributed to TAEF2" or the not-attributed caveat."""
+        if self.label == ATTRIBUTED:
+            return f"attributed to {model_name or self.model}"
+        return VERDICT_HEADLINES.get(self.label, self.label)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -115,6 +168,11 @@ class ImageFindings:
     reconstructions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # model -> R(x), for views
     path_as_given: str | None = None  # as typed or dropped (relative to the folder it was given in), when known
     recorded_map_sha256: dict[str, str] = field(default_factory=dict)  # read from a findings file without the arrays
+
+    def headline(self) -> str:
+        """The verdict in a few plain words, naming an attributed model by its display name."""
+        names = {c.model: c.model_name for c in self.candidates}
+        return self.verdict.headline(names.get(self.verdict.model))
 
     def map_sha256(self) -> dict[str, str]:
         """"model/method/map" -> SHA-256 of each per-pixel map: of the arrays held, else as recorded."""

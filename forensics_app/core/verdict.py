@@ -2,7 +2,7 @@
 
 Decision rule (documented in the README and printed in every report):
 - alpha is the false-attribution rate of the whole analysis: the chance that a real photo is
-  attributed to any of the candidate generators. core/family.py turns it into a *critical p-value* c
+  attributed to any of the candidate generators. The family-wise rule turns it into a *critical p-value* c
   for each decisive method, calibrated on the real photos that every candidate scored (min-p
   resampling), between alpha / k and alpha for k candidates; where the samples are too few it abstains.
 - A (model, method) reading is *consistent* when p_real <= c (real photos score this low rarely
@@ -14,7 +14,7 @@ Decision rule (documented in the README and printed in every report):
   decisive method that ran says consistent, rejected when every one says rejected; any disagreement
   or missing calibration leaves it undecided, with the reason stated.
 - Verdict: exactly one consistent model -> attributed to it. Several -> the test between look-alike
-  candidates (core/family.py pair_test, on each model's own outputs) keeps the one the image fits
+  candidates (on each model's own outputs) keeps the one the image fits
   where the other's outputs would not; if none is singled out -> inconclusive, naming them. None, and
   every model rejected -> not attributed (unless JPEG traces make a negative uninformative ->
   inconclusive); otherwise inconclusive. An attribution states how often other candidates' outputs
@@ -147,10 +147,11 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
                            f"calibration outputs)")
             return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with {name(model)}, but look-alike generators' "
                            f"outputs score the same ({listed}): this score cannot tell {name(model)} from them or from "
-                           f"a generator outside the zoo that resembles them. The deep check (inversion) may.", reasons)
+                           f"a generator outside the zoo that resembles them. The deep check (the inversion method) may.", reasons)
         if len(voted) == 1:
             reasons.append(f"only one decisive method ({voted[0]}) supports this: outputs of other autoencoders with "
-                           f"smooth content can score like this model's own; confirm with the deep check (inversion)")
+                           f"smooth content can score like this model's own; confirm with the deep check (the inversion "
+                           f"method: Settings > Methods in the window, --method aedr,inversion on the command line)")
         return Verdict(ATTRIBUTED, model, f"Consistent with {name(model)} at a {rate} false-attribution rate.",
                        reasons)
     if all(s == REJECTED for s, _ in statuses.values()):

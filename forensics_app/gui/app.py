@@ -27,8 +27,16 @@ def install_first_start_packs(home: Path) -> None:
 
 
 def run(paths: list[Path], home: Path | None = None) -> int:
-    from PySide6.QtGui import QIcon
+    from forensics_app.core.errors import ForensicsError
+    from forensics_app.gui.platform_check import platform_problem
+
     from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is None:  # before Qt aborts the process with a message about plugins
+        problem = platform_problem()
+        if problem:
+            raise ForensicsError(problem)
+    from PySide6.QtGui import QIcon
 
     from forensics_app.gui.main_window import MainWindow
     from forensics_app.gui.preferences import APPLICATION, ORGANISATION, Preferences, default_qsettings

@@ -33,16 +33,17 @@ class DisplayImages:
     maps and reconstructions (for a 12-megapixel photo those are about 250 MB per image)."""
 
     step: int  # display pixel = step x step stored pixels
-    original: np.ndarray  # (h, w, 3) uint8, the whole stored image
+    original: np.ndarray | None  # (h, w, 3) uint8, the whole stored image; None when it cannot be shown
     reconstructions: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (h, w, 3) uint8 of R(x)
     maps: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)  # (model, method, map) -> (h, w)
     map_ranges: dict[tuple[str, str, str], tuple[float, float]] = field(default_factory=dict)  # of the full map
 
 
-def prepare_display(rgb8: np.ndarray, findings: ImageFindings) -> DisplayImages:
-    """Display copies of the image, R(x) and every map; colour ranges come from the full-resolution maps."""
-    step = display_step(*rgb8.shape[:2])
-    return DisplayImages(step, downsample(rgb8, step),
+def prepare_display(rgb8: np.ndarray | None, findings: ImageFindings) -> DisplayImages:
+    """Display copies of the image, R(x) and every map; colour ranges come from the full-resolution maps.
+    ``rgb8`` None: the evidence cannot be shown (a stored item whose file changed); the maps still can."""
+    step = display_step(findings.facts["height"], findings.facts["width"])
+    return DisplayImages(step, None if rgb8 is None else downsample(rgb8, step),
                          {model: downsample(to_uint8(r), step) for model, r in findings.reconstructions.items()},
                          {key: downsample(values, step) for key, values in findings.maps.items()},
                          {key: map_display_range(values) for key, values in findings.maps.items()})

@@ -23,10 +23,10 @@ QUEUED, RUNNING, DONE, REFUSED, CANCELLED = "queued", "running", "done", "refuse
 THUMBNAIL_SIDE = 48
 PROGRESS_ROLE = Qt.UserRole + 1  # fraction done while running, else None
 
-# verdict badge colours: attributed stands out, a refusal reads as a problem, the rest stay calm
-BADGE_COLOURS = {ATTRIBUTED: "#f5a524", NOT_ATTRIBUTED: "#5b8def", INCONCLUSIVE: "#9aa0a6", REFUSED: "#e5484d",
+# verdict badge colours: attributed stands out, a refusal reads as a problem; "not attributed" is a muted
+# grey-violet, never the calm blue of an all-clear: it does not say the image is a photograph
+BADGE_COLOURS = {ATTRIBUTED: "#f5a524", NOT_ATTRIBUTED: "#c3b8d8", INCONCLUSIVE: "#9aa0a6", REFUSED: "#e5484d",
                  CANCELLED: "#6e6e6e"}
-VERDICT_WORDS = {ATTRIBUTED: "attributed", NOT_ATTRIBUTED: "not attributed", INCONCLUSIVE: "inconclusive"}
 
 
 @dataclass
@@ -43,9 +43,8 @@ class EvidenceItem:
         if self.status == RUNNING:
             return f"running {self.fraction:.0%}" + (f" - {self.message}" if self.message else "")
         if self.status == DONE:
-            verdict = self.result.findings.verdict
-            model = f": {verdict.model}" if verdict.model else ""
-            return f"{VERDICT_WORDS[verdict.label]}{model}"
+            warning = " (evidence not shown)" if self.result.evidence_note else ""
+            return self.result.findings.headline() + warning
         if self.status == REFUSED:
             return f"refused: {self.message}"
         return self.status
@@ -136,7 +135,11 @@ class EvidenceListModel(QAbstractTableModel):
         if role == Qt.DisplayRole:
             return item.path.name if column == self.FILE else item.status_text()
         if role == Qt.ToolTipRole:
-            return str(item.path) if column == self.FILE else item.status_text()
+            if column == self.FILE:
+                return str(item.path)
+            if item.status == DONE:  # the whole sentence: the cell shows as much of the headline as fits
+                return "\n".join(filter(None, (item.result.findings.verdict.text, item.result.evidence_note)))
+            return item.status_text()
         if role == PROGRESS_ROLE and column == self.STATUS and item.status == RUNNING:
             return item.fraction
         if role == Qt.DecorationRole and column == self.FILE:

@@ -1,15 +1,21 @@
-"""The verdict in words, its reasons, and the ranked candidates of the selected image."""
+"""The verdict in words, its reasons, and the ranked candidates of the selected image.
+
+The panel shrinks to a laptop's dock: the verdict and its reasons scroll, the table scrolls sideways,
+and every p-value carries its plain reading on a second line (the full sentence in its tooltip).
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHeaderView, QLabel, QScrollArea, QSplitter, QTableWidget, QTableWidgetItem, \
+    QVBoxLayout, QWidget
 
 from forensics_app.core.findings import ImageFindings
+from forensics_app.gui.evidence_list import BADGE_COLOURS
 from forensics_app.gui.tables import read_only_table
 
-COLUMNS = ("Generator", "Method", "Score", "p_own", "p_real", "Wrong gen.", "Status")
+COLUMNS = ("Generator", "Score", "p_own", "p_real", "Status")
 
 
 class FindingsPanel(QWidget):
@@ -17,52 +23,81 @@ class FindingsPanel(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.verdict = QLabel()
+        self.headline = QLabel()  # the verdict in a few words on its badge colour
+        self.headline.setWordWrap(True)
+        self.headline.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        font = self.headline.font()
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.headline.setFont(font)
+        self.verdict = QLabel()  # the verdict's sentence
         self.verdict.setWordWrap(True)
         self.verdict.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        font = self.verdict.font()
-        font.setPointSizeF(font.pointSizeF() * 1.25)
-        font.setBold(True)
-        self.verdict.setFont(font)
         self.reasons = QLabel()
         self.reasons.setWordWrap(True)
         self.reasons.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.table = read_only_table(COLUMNS)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Interactive)
-        self.table.setColumnWidth(0, 150)  # long generator names wrap instead of pushing the numbers away
-        header_tips = ("Candidate generator (its autoencoder)", "Attribution method",
+        self.table.setColumnWidth(0, 115)  # long generator names wrap instead of pushing the numbers away
+        self.table.setHorizontalScrollMode(QTableWidget.ScrollPerPixel)
+        header_tips = ("Candidate generator (its autoencoder) and the method that read it",
                        "Method score: LOW = consistent with the generator",
                        "P(score at least this high | the generator's own outputs)",
                        "P(score at most this low | real photos)",
-                       "How often outputs of the other candidate generators reach this generator's threshold "
-                       "(measured on outputs that did not set it)",
-                       "Reading at the chosen false-attribution rate")
+                       "Reading at the chosen false-attribution rate (its tooltip: how often outputs of the other "
+                       "candidates reach this generator's threshold)")
         for column, tip in enumerate(header_tips):
             self.table.horizontalHeaderItem(column).setToolTip(tip)
+        words = QWidget()
+        words_layout = QVBoxLayout(words)
+        words_layout.setContentsMargins(0, 0, 4, 0)
+        for label in (self.headline, self.verdict, self.reasons):
+            words_layout.addWidget(label)
+        words_layout.addStretch(1)
+        scroll = QScrollArea()  # long reasons scroll instead of pushing the table off a small screen
+        scroll.setWidget(words)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        split = QSplitter(Qt.Vertical)
+        split.setChildrenCollapsible(False)
+        split.addWidget(scroll)
+        split.addWidget(self.table)
+        split.setSizes([150, 150])
+        scroll.setMinimumHeight(60)
+        self.table.setMinimumHeight(60)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.verdict)
-        layout.addWidget(self.reasons)
-        layout.addWidget(self.table, 1)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(split)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.clear("No image selected.")
 
     def clear(self, message: str, problem: bool = False) -> None:
+        self.headline.setText("")
+        self.headline.setVisible(False)
         self.verdict.setText(message)
         self.verdict.setStyleSheet("color: #c5221f;" if problem else "")
         self.reasons.setText("")
         self.table.setRowCount(0)
 
-    def show_findings(self, findings: ImageFindings) -> None:
+    def show_findings(self, findings: ImageFindings, evidence_note: str = "") -> None:
+        self.headline.setText(findings.headline()[:1].upper() + findings.headline()[1:])
+        self.headline.setStyleSheet(f"background: {BADGE_COLOURS[findings.verdict.label]}; color: #111111; "
+                                    "padding: 3px 6px; border-radius: 3px; font-weight: bold;")
+        self.headline.setVisible(True)
         self.verdict.setText(findings.verdict.text)
         self.verdict.setStyleSheet("")
-        self.reasons.setText("\n".join(f"- {reason}" for reason in findings.verdict.reasons))
+        reasons = [*findings.verdict.reasons, *([evidence_note] if evidence_note else [])]
+        self.reasons.setText("\n".join(f"- {reason}" for reason in reasons))
         self.table.setRowCount(len(findings.candidates))
         for row, c in enumerate(findings.candidates):
-            cells = (c.model_name, c.method, f"{c.score:.4g}", c.p_own_text(), c.p_real_text(),
-                     c.wrong_generator_text() if c.decisive else "", c.status)
-            tips = (c.model, c.method_title + ("" if c.decisive else ": shown for comparison, never votes"),
-                    "", "", "", "", f"threshold {c.threshold:.4g}" if c.threshold is not None else "no threshold")
+            wrong = c.wrong_generator_text() if c.decisive else ""  # in the tooltip: the table fits a laptop
+            cells = (f"{c.model_name}\n{c.method}", f"{c.score:.4g}", _with_reading(c.p_own_text(), c.p_own_reading()),
+                     _with_reading(c.p_real_text(), c.p_real_reading()), c.status)
+            threshold = f"threshold {c.threshold:.4g}" if c.threshold is not None else "no threshold"
+            tips = (f"{c.model}: {c.method_title}" + ("" if c.decisive else " (shown for comparison, never votes)"),
+                    "", c.p_own_sentence(), c.p_real_sentence(),
+                    threshold + (f"; outputs of the other candidates reach it: {wrong}" if wrong else ""))
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(tips[column])
@@ -71,7 +106,7 @@ class FindingsPanel(QWidget):
                     font = item.font()
                     font.setItalic(True)
                     item.setFont(font)
-                if column in (2, 3, 4, 5):
+                if column in (1, 2, 3):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(row, column, item)
         self.table.resizeRowsToContents()
@@ -87,3 +122,8 @@ class FindingsPanel(QWidget):
         rows = self.table.selectionModel().selectedRows()
         if rows:
             self.candidate_selected.emit(rows[0].row())
+
+
+def _with_reading(p_text: str, reading: str) -> str:
+    """A p-value with its plain reading under it ("≤ 0.001" / "rare for real photos")."""
+    return f"{p_text}\n{reading}" if reading else p_text

@@ -34,13 +34,18 @@ class ScoreHistogram(QWidget):
         self.note.setWordWrap(True)
         self.plot = pg.PlotWidget(background="#202124")
         self.plot.setLogMode(x=True, y=False)
-        self.plot.setLabel("bottom", "score (log scale; low = consistent with the generator)")
+        self.plot.setLabel("bottom", "score (log scale; low = fits the generator)")
         self.plot.setLabel("left", "calibration samples")
         self.plot.setMouseEnabled(x=True, y=False)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
-        self.own_curve = self.plot.plot([0, 1], [0], stepMode="center", fillLevel=0, name="generator's own outputs",
+        # the legend is a line of text above the plot: inside a small plot it covered the markers' labels
+        self.legend = QLabel(f'<span style="color:{OWN_COLOUR}">&#9632;</span> generator\'s own outputs &nbsp; '
+                             f'<span style="color:{REAL_COLOUR}">&#9632;</span> real photos &nbsp; '
+                             f'<b>|</b> this image &nbsp; <span style="color:{THRESHOLD_COLOUR}">&#166;</span> '
+                             'threshold')
+        self.legend.setWordWrap(True)
+        self.own_curve = self.plot.plot([0, 1], [0], stepMode="center", fillLevel=0,
                                         pen=pg.mkPen(OWN_COLOUR, width=2), brush=pg.mkBrush(OWN_COLOUR + "60"))
-        self.real_curve = self.plot.plot([0, 1], [0], stepMode="center", fillLevel=0, name="real photos",
+        self.real_curve = self.plot.plot([0, 1], [0], stepMode="center", fillLevel=0,
                                          pen=pg.mkPen(REAL_COLOUR, width=2), brush=pg.mkBrush(REAL_COLOUR + "60"))
         # pyqtgraph's log mode transforms curves, not lines: line positions are log10 values
         # labels sit to the right of their line, below the legend, on a dark backing so bars never hide them
@@ -52,21 +57,28 @@ class ScoreHistogram(QWidget):
                                                                             **label_style})
         self.plot.addItem(self.score_line)
         self.plot.addItem(self.threshold_line)
+        self.candidate_choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.candidate_choice.setMinimumContentsLength(10)  # long names elide: the dock can be narrow
+        self.plot.setMinimumHeight(120)
         top = QHBoxLayout()
         top.addWidget(QLabel("Calibration of:"))
         top.addWidget(self.candidate_choice, 1)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
+        layout.addWidget(self.legend)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.note)
         self.candidate_choice.currentIndexChanged.connect(self._draw)
         self.clear()
 
-    def clear(self) -> None:
+    def clear(self, message: str = "No calibration to show: select an analysed image.") -> None:
+        """No result: no axes either (empty axes would suggest a distribution that is not there)."""
         self.result = None
         self.candidate_choice.clear()
         self._show_curves(False)
-        self.note.setText("")
+        self.plot.setVisible(False)
+        self.note.setText(message)
 
     def show_result(self, result: AnalysedImage) -> None:
         self.result = result

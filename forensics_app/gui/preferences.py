@@ -15,6 +15,7 @@ from forensics_app.core.runtime import PROVIDER_CHOICES, RuntimeSettings
 from forensics_app.core.zoo.store import HOME_ENV, app_home
 
 ORGANISATION = APPLICATION = "forensics-app"
+DEFAULT_MAP_SCALE_TOP = 0.2  # of the pixel range: a TAEF2 output's map peaks near 0.08, a photo's near 0.25
 
 
 def default_qsettings() -> QSettings:
@@ -32,6 +33,15 @@ class Preferences:
     # candidate generators (empty = every installed one): each of k candidates is tested at alpha / k, so
     # asking about fewer generators keeps more power for them
     models: tuple[str, ...] = ()
+    # heat maps: one colour scale for every image (0 to this share of the model's pixel range), so two images'
+    # maps can be compared; off, each map runs from 0 to its own 99.5th percentile (as in the report)
+    fixed_map_scale: bool = False
+    map_scale_top: float = DEFAULT_MAP_SCALE_TOP
+
+    @property
+    def colour_scale(self) -> float | None:
+        """The fixed scale's top as a share of the pixel range, None for per-image scales."""
+        return self.map_scale_top if self.fixed_map_scale else None
 
     def analysis_settings(self) -> AnalysisSettings:
         # keep_reconstructions: the view shows R(x) beside the evidence
@@ -63,7 +73,11 @@ class Preferences:
                    alpha=_stored(store, "analysis/alpha", default.alpha, float, lambda v: 0 < v < 1),
                    methods=names("analysis/methods", default.methods) or default.methods,
                    extractors=names("analysis/extractors", ()),
-                   models=names("analysis/models", ()))
+                   models=names("analysis/models", ()),
+                   fixed_map_scale=_stored(store, "view/fixed_map_scale", default.fixed_map_scale, _boolean,
+                                           lambda v: v is not None),
+                   map_scale_top=_stored(store, "view/map_scale_top", default.map_scale_top, float,
+                                         lambda v: 0 < v <= 1))
 
     def save(self, store: QSettings) -> None:
         store.setValue("zoo/home", str(self.home))
@@ -73,6 +87,8 @@ class Preferences:
         store.setValue("analysis/methods", ",".join(self.methods))
         store.setValue("analysis/extractors", ",".join(self.extractors))
         store.setValue("analysis/models", ",".join(self.models))
+        store.setValue("view/fixed_map_scale", "true" if self.fixed_map_scale else "false")
+        store.setValue("view/map_scale_top", self.map_scale_top)
         store.sync()
 
 
@@ -86,3 +102,10 @@ def _stored(store: QSettings, key: str, default, convert, valid=lambda value: Tr
     except (TypeError, ValueError):
         return default
     return value if value is not None and valid(value) else default
+
+
+def _boolean(raw) -> bool | None:
+    """QSettings gives booleans back as text from INI files: "true" / "false" (anything else is invalid)."""
+    if isinstance(raw, bool):
+        return raw
+    return {"true": True, "false": False}.get(str(raw).strip().lower())

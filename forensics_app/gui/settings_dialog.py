@@ -51,6 +51,17 @@ class SettingsDialog(QDialog):
         self.alpha = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.2, singleStep=0.005)
         self.alpha.setValue(preferences.alpha)
         self.alpha.setToolTip("How often a real photo may be wrongly attributed (0.01 = 1 in 100)")
+        self.fixed_map_scale = QCheckBox("Fixed: 0 to")
+        self.fixed_map_scale.setChecked(preferences.fixed_map_scale)
+        self.map_scale_top = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=1.0, singleStep=0.01)
+        self.map_scale_top.setValue(preferences.map_scale_top)
+        self.map_scale_top.setToolTip("Top of the colour scale, as a share of the model's pixel range "
+                                      "(0.1 = a tenth of the range)")
+        scale_row = QHBoxLayout()
+        scale_row.setContentsMargins(0, 0, 0, 0)
+        scale_row.addWidget(self.fixed_map_scale)
+        scale_row.addWidget(self.map_scale_top)
+        scale_row.addWidget(QLabel("of the pixel range, for every image (off: each map its own range)"), 1)
         self.methods, methods_box = _check_list(
             (name, method.title + ("" if method.decisive else " - baseline, does not vote"), "",
              name in preferences.methods) for name, method in sorted(all_methods().items()))
@@ -59,7 +70,8 @@ class SettingsDialog(QDialog):
             (model_id, zoo.installed(model_id).manifest.display_name, "",
              not preferences.models or model_id in preferences.models) for model_id in zoo.installed_ids())
         if self.models:
-            models_box.addWidget(QLabel("Each of k candidates is tested at the rate / k: fewer candidates, more power."))
+            models_box.addWidget(QLabel("The rate holds for all candidates together: fewer candidates, more power "
+                                        "for each."))
         self.extractors, extractors_box = _check_list(
             (name, f"{manifest.display_name} - shown, does not vote", manifest.description,
              name in preferences.extractors) for name, manifest in sorted(shipped_extractors().items()))
@@ -68,6 +80,7 @@ class SettingsDialog(QDialog):
         form.addRow("Execution provider:", self.provider)
         form.addRow("Analyse at most:", self.max_megapixels)
         form.addRow("False-attribution rate:", self.alpha)
+        form.addRow("Heat-map colour scale:", scale_row)
         form.addRow("Methods:", methods_box)
         if self.models:
             form.addRow("Candidate generators:", models_box)
@@ -91,7 +104,8 @@ class SettingsDialog(QDialog):
                            max_megapixels=self.max_megapixels.value(), alpha=self.alpha.value(),
                            methods=methods or Preferences(home=Path()).methods,
                            extractors=tuple(name for name, box in self.extractors.items() if box.isChecked()),
-                           models=self._chosen_models())
+                           models=self._chosen_models(), fixed_map_scale=self.fixed_map_scale.isChecked(),
+                           map_scale_top=self.map_scale_top.value())
 
     def _chosen_models(self) -> tuple[str, ...]:
         """Empty when every installed model is chosen (or none): then models installed later join too."""

@@ -4,6 +4,10 @@ Items are queued with the cancel token current at submission; ``cancel()`` cance
 also terminates onnxruntime calls already running) and starts a fresh one, so everything queued
 before the cancel is skipped, finished results stay, and files added afterwards run normally.
 The Engine is created in this thread, once per preference change, never per image.
+
+With a case open, each analysis is stored in the case file as soon as it finishes (results the case
+already holds are reused), and items of an opened case are read back here, one at a time, with their
+maps. A case is closed through the queue, after the item in flight: never under the worker's feet.
 """
 
 from __future__ import annotations
@@ -12,14 +16,15 @@ import queue
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QThread, Signal
 
+from forensics_app.core.case import Case, analyse_evidence_into_case
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import load_evidence
-from forensics_app.core.findings import ImageFindings
+from forensics_app.core.findings import ImageFindings, absolute_path
 from forensics_app.core.jobs import CancelToken, Progress
 from forensics_app.core.pipeline import Engine
 from forensics_app.core.zoo.store import Zoo
@@ -40,6 +45,9 @@ class AnalysedImage:
     findings: ImageFindings
     display: DisplayImages
     map_units: dict[str, str]  # model -> unit of its per-pixel maps, for the colour bar legend
+    pixel_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # model -> its pixel range
+    in_case: bool = False  # stored in the open case file (notes can be added to it)
+    evidence_note: str = ""  # when the evidence is not shown as analysed (a stored item whose file changed)
 
 
 class AnalysisWorker(QThread):
@@ -61,10 +69,20 @@ class AnalysisWorker(QThread):
         self._generation = 0  # bumped by configure(); the engine is rebuilt when it changes
         self._engine: Engine | None = None
         self._engine_generation = -1
+        self._run_info: dict = {}  # of the current engine, as stored with each analysis in a case
 
     # -- called from the GUI thread --------------------------------------------------------------
-    def submit(self, item_id: int, path: Path) -> None:
-        self._queue.put((item_id, path, self._token))
+    def submit(self, item_id: int, path: Path, case: Case | None = None) -> None:
+        """Analyse a file; with ``case``, store the analysis in it as soon as it is done."""
+        self._queue.put((self._analyse, item_id, path, self._token, case))
+
+    def submit_stored(self, item_id: int, findings: ImageFindings, case: Case) -> None:
+        """Show an analysis stored in ``case`` (read with its maps here, not on the GUI thread)."""
+        self._queue.put((self._load_stored, item_id, findings, self._token, case))
+
+    def close_case(self, case: Case) -> None:
+        """Close ``case`` once the item in flight is done with it (the window cancels its queued items first)."""
+        self._queue.put((lambda *_: case.close(), None, None, CancelToken(), None))
 
     def cancel(self) -> None:
         with self._lock:
@@ -94,13 +112,13 @@ class AnalysisWorker(QThread):
             job = self._queue.get()
             if job is None:
                 return
-            self._analyse(*job)
+            work, item_id, subject, cancel, case = job
+            if not cancel.cancelled:  # queued before a cancel: the window has already marked it
+                work(item_id, subject, cancel, case)
             if self._queue.empty():
                 self.idle.emit()
 
-    def _analyse(self, item_id: int, path: Path, cancel: CancelToken) -> None:
-        if cancel.cancelled:  # queued before a cancel: the window has already marked it
-            return
+    def _analyse(self, item_id: int, path: Path, cancel: CancelToken, case: Case | None) -> None:
         self.item_started.emit(item_id)
         last_emit = [0.0]
 
@@ -111,14 +129,7 @@ class AnalysisWorker(QThread):
                 self.item_progress.emit(item_id, p.fraction, p.message)
 
         try:
-            engine = self._current_engine()
-            evidence = load_evidence(path, engine.settings.intake)
-            findings = engine.analyse_evidence(evidence, progress, cancel)
-            display = prepare_display(evidence.rgb, findings)
-            # the window keeps display-level copies only: full maps and R(x) of a big batch would not fit
-            findings.maps.clear()
-            findings.reconstructions.clear()
-            result = AnalysedImage(findings, display, _map_units(engine))
+            result = self._analysed(path, progress, cancel, case)
         except Cancelled:
             self.item_cancelled.emit(item_id)
         except ForensicsError as exc:
@@ -128,6 +139,55 @@ class AnalysisWorker(QThread):
             self.item_failed.emit(item_id, f"Internal error ({type(exc).__name__}: {exc}); details in the log.")
         else:
             self.item_done.emit(item_id, result)
+
+    def _analysed(self, path: Path, progress, cancel: CancelToken, case: Case | None) -> AnalysedImage:
+        engine = self._current_engine()  # no model installed is the window's problem, not the file's
+        path = absolute_path(path)
+        try:
+            evidence = load_evidence(path, engine.settings.intake)
+            if case is None:
+                return self._result(engine.analyse_evidence(evidence, progress, cancel), evidence.rgb, engine.zoo,
+                                    in_case=False)
+            findings, reused = analyse_evidence_into_case(engine, case, evidence, self._run_info, progress, cancel)
+        except ForensicsError as exc:
+            if case is not None and not isinstance(exc, Cancelled):  # a refusal is recorded, as the CLI does
+                case.add_failure(path, str(exc))
+            raise
+        self.log.emit(f"{path.name}: stored in the case"
+                      + (" (its results were already in the case: no model ran)" if reused else "") + ".")
+        return self._result(findings, evidence.rgb, engine.zoo, in_case=True)
+
+    def _load_stored(self, item_id: int, stored: ImageFindings, cancel: CancelToken, case: Case) -> None:
+        """An item of an opened case: its stored analysis with maps, over the evidence pixels when they are
+        still the analysed bytes; otherwise the findings alone, saying why the image is not shown."""
+        self.item_started.emit(item_id)
+        try:
+            [findings] = case.findings(with_maps=True, only=(stored.path, stored.sha256))
+            rgb, note = None, ""
+            try:
+                evidence = load_evidence(findings.path)
+                if evidence.sha256 == findings.sha256:
+                    rgb = evidence.rgb
+                else:
+                    note = "the evidence file has changed since it was analysed: it is not shown"
+            except ForensicsError as exc:
+                note = f"the evidence file cannot be read now ({exc}): it is not shown"
+            result = self._result(findings, rgb, Zoo(self._preferences.home), in_case=True, note=note)
+        except Exception as exc:  # a damaged case: keep the window alive and say so
+            self.log.emit(traceback.format_exc())
+            self.item_failed.emit(item_id, f"Could not read this item from the case ({type(exc).__name__}: {exc}).")
+        else:
+            self.item_done.emit(item_id, result)
+
+    @staticmethod
+    def _result(findings: ImageFindings, rgb, zoo: Zoo, in_case: bool, note: str = "") -> AnalysedImage:
+        display = prepare_display(rgb, findings)
+        # the window keeps display-level copies only: full maps and R(x) of a big batch would not fit
+        findings.maps.clear()
+        findings.reconstructions.clear()
+        ranges = _pixel_ranges(zoo, {c.model for c in findings.candidates})
+        units = {model: f"mean |difference| (pixels {lo:g}..{hi:g})" for model, (lo, hi) in ranges.items()}
+        return AnalysedImage(findings, display, units, ranges, in_case, note)
 
     def _current_engine(self) -> Engine:
         with self._lock:
@@ -139,6 +199,7 @@ class AnalysisWorker(QThread):
                 raise ForensicsError(f"No model is installed in {preferences.home}; "
                                      "install one with Models > Zoo manager.")
             self._engine, self._engine_generation = engine, generation
+            self._run_info = engine.run_info()
             self.engine_ready.emit()
             self.log.emit(f"Models loaded: {', '.join(m.id for m in engine.models)} "
                           f"({', '.join(engine.run_info()['providers'])}); "
@@ -146,9 +207,7 @@ class AnalysisWorker(QThread):
         return self._engine
 
 
-def _map_units(engine: Engine) -> dict[str, str]:
-    units = {}
-    for model in engine.models:
-        lo, hi = model.installed.manifest.pixel_range
-        units[model.id] = f"mean |difference| (pixels {lo:g}..{hi:g})"
-    return units
+def _pixel_ranges(zoo: Zoo, models: set[str]) -> dict[str, tuple[float, float]]:
+    """Each model's pixel range from its manifest (a stored item may name a model no longer installed)."""
+    manifests = zoo.manifests()
+    return {model: tuple(manifests[model].pixel_range) for model in models if model in manifests}

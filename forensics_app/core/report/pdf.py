@@ -31,7 +31,8 @@ from reportlab.platypus import (
 from forensics_app import __version__
 from forensics_app.core import verdict as verdict_rule
 from forensics_app.core.files import atomic_output, printable
-from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED, ImageFindings
+from forensics_app.core.jobs import Progress, ProgressCallback, no_progress
+from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED, VERDICT_HEADLINES, ImageFindings
 from forensics_app.core.methods import all_methods
 from forensics_app.core.provenance import CLAIMS_DISCLAIMER
 from forensics_app.core.report.figures import (
@@ -104,6 +105,17 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 def _verdict_title(label: str) -> str:
     return VERDICT_TITLES.get(label, label.upper())
+
+
+def _verdict_cell(label: str) -> str:
+    """The summary's verdict: a negative always carries what it does not mean."""
+    if label == NOT_ATTRIBUTED:
+        return _verdict_title(label) + "\n" + VERDICT_HEADLINES[label].partition(": ")[2]
+    return _verdict_title(label)
+
+
+def _p_cell(text: str, reading: str) -> str:
+    return f"{text}\n{reading}" if reading else text
 
 
 _GRID = [("GRID", (0, 0), (-1, -1), 0.4, colors.Color(0.7, 0.7, 0.7)),
@@ -208,10 +220,11 @@ class _Builder:
             rows.append([
                 _p(str(i), self.cell), _p(printable(f.facts.get("file_name") or f.path.name), self.cell),
                 _p(f"{f.sha256[:32]}\n{f.sha256[32:]}", self.mono),
-                _p(_verdict_title(f.verdict.label), self.cell_bold),
+                _p(_verdict_cell(f.verdict.label), self.cell_bold),
                 _p(f"{top.model_name}\n{top.method} · {top.status}" if top else "none", self.cell),
-                _p(f"p_own {top.p_own_text()}\np_real {top.p_real_text()}" if top else "–", self.cell)])
-        widths = [8 * mm, 38 * mm, 50 * mm, 26 * mm, 32 * mm]
+                _p(f"p_own {_p_cell(top.p_own_text(), top.p_own_reading())}\n"
+                   f"p_real {_p_cell(top.p_real_text(), top.p_real_reading())}" if top else "–", self.cell)])
+        widths = [8 * mm, 34 * mm, 46 * mm, 34 * mm, 30 * mm]
         widths.append(FRAME_W - sum(widths))
         story = [_p("Summary of findings", self.h1),
                  _p(f"Verdicts at a false-attribution rate of {_num(self.alpha)}. p_own: how typical the score is "
@@ -235,7 +248,7 @@ class _Builder:
         check = check_evidence(f.path, f.sha256)
         story = [_p(f"Item {index} of {len(self.report.findings)}: "
                    f"{printable(f.facts.get('file_name') or f.path.name)}", self.h1)]
-        verdict_rows = [[_p(_verdict_title(f.verdict.label), self.verdict_style)], [_p(f.verdict.text, self.body)]]
+        verdict_rows = [[_p(_verdict_cell(f.verdict.label), self.verdict_style)], [_p(f.verdict.text, self.body)]]
         verdict_rows += [[_p("• " + reason, self.cell)] for reason in f.verdict.reasons]
         top = f.candidates[0] if f.candidates else None
         if top and self.model_info.get(top.model, {}).get("demonstration"):
@@ -304,11 +317,15 @@ class _Builder:
         for rank, c in enumerate(f.candidates, 1):
             rows.append([_p(str(rank), self.cell), _p(f"{c.model_name}\n({c.model})", self.cell),
                          _p(c.method + ("" if c.decisive else " (shown for comparison: does not vote)"), self.cell),
-                         _p(_num(c.score, 5), self.cell), _p(c.p_own_text(), self.cell),
-                         _p(c.p_real_text(), self.cell), _p(_num(c.threshold, 4), self.cell),
+                         _p(_num(c.score, 5), self.cell), _p(_p_cell(c.p_own_text(), c.p_own_reading()), self.cell),
+                         _p(_p_cell(c.p_real_text(), c.p_real_reading()), self.cell),
+                         _p(_num(c.threshold, 4), self.cell),
                          _p(c.status, self.cell_bold if c.decisive else self.cell)])
-        widths = [7 * mm, 38 * mm, 33 * mm, 21 * mm, 18 * mm, 18 * mm, 18 * mm]
+        widths = [7 * mm, 32 * mm, 27 * mm, 21 * mm, 23 * mm, 23 * mm, 19 * mm]
         widths.append(FRAME_W - sum(widths))
+        decisive = [c for c in f.candidates if c.decisive]
+        plain = ([_p("What the p-values of the top reading say: " + decisive[0].p_own_sentence() + " "
+                     + decisive[0].p_real_sentence(), self.small)] if decisive else [])
         runs = [[_p(h, self.cell_bold) for h in ("Model", "Method", "Measurements", "Parameters", "Run")]]
         for c in f.candidates:
             components = "\n".join(f"{k} = {_num(v, 6)}" for k, v in c.components.items())
@@ -324,7 +341,7 @@ class _Builder:
                    "rejected = the reverse; undecided = fits both or neither; uncalibrated = no valid calibration. "
                    "A p-value printed as “≤ x” is at its calibration's floor 1/(n+1), n the number of samples: no "
                    "calibration sample was as extreme, so the value is a bound, not a measurement.", self.small),
-                _table(rows, widths),
+                _table(rows, widths), *plain,
                 _p("Method runs: measured quantities and parameters", self.h2), _table(runs, run_widths)]
 
     def heatmaps(self, f: ImageFindings) -> list:
@@ -620,14 +637,19 @@ FAILURE_MODES = [
 ]
 
 
-def write_pdf(report: ReportInput, out: Path, generated: datetime | None = None) -> dict:
-    """Write the report; returns {"report_id", "pages", "path"}."""
+def write_pdf(report: ReportInput, out: Path, generated: datetime | None = None,
+              progress: ProgressCallback = no_progress) -> dict:
+    """Write the report; returns {"report_id", "pages", "path"}. ``progress``: per item drawn (figures and
+    thumbnails are most of the work), then once while the pages are laid out."""
     generated = generated or datetime.now(timezone.utc)
     builder = _Builder(report, generated)
     story = builder.cover() + builder.summary()
+    items = len(report.findings)
     for i, f in enumerate(report.findings, 1):
+        progress(Progress(0.9 * (i - 1) / max(1, items), f"drawing item {i} of {items}"))
         story += builder.item(i, f)
     story += builder.methods_section() + builder.appendix()
+    progress(Progress(0.9, "laying out the pages"))
     case = report.case_meta.get("case_name") or "unnamed case"
     stamp = generated.strftime("%Y-%m-%d %H:%M UTC")
     pages = []
@@ -666,4 +688,5 @@ def write_pdf(report: ReportInput, out: Path, generated: datetime | None = None)
                                 creator=f"forensics-app {__version__}", keywords=builder.report_id,
                                 initialFontName=fonts.regular)  # else every page references an unembedded Helvetica
         doc.build(story, canvasmaker=NumberedCanvas)
+    progress(Progress(1.0, f"{pages[0]} pages written"))
     return {"report_id": builder.report_id, "pages": pages[0], "path": str(out)}
