@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (ALPHA, auc, crops, generated_images, held_out_photos, print_table, statuses_alone,  # noqa: E402

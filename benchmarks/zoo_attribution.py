@@ -4,7 +4,7 @@
 
 Candidates: TAEF2 and the eight demonstration autoencoders (installed into H from the mirror when
 missing, with their shipped calibrations). Images, all from the *test split* (never calibrated on,
-never trained on): 256 px crops of imagenet1k's test third, Set14 and scikit-image's photos, two per
+never trained on): 256 px crops of imagenet1k's test third, Set14 and scikit-image's photos, three per
 photo, each saved in one real-world form (PNG as published, JPEG q75 / q85 / q95, or JPEG q80 re-saved
 as PNG); the same crops decoded by each zoo autoencoder (saved as PNG and as JPEG q90, and, for
 fewer crops, cropped 3 pixels off the grid or resized 0.75x / 1.5x); Stable Diffusion 1/2 crops
@@ -81,6 +81,10 @@ def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) ->
                           {"source": model_id, "form": "resized 1.5x", "maker": model_id, "pixels": resized(out, 1.5)}]
     sd = crops(generated_images("sd1") + generated_images("sd2"), SIDE, 1, rng)
     items += [{"source": "SD1+SD2 (outside the zoo)", "form": "PNG", "maker": None, "pixels": c} for c in sd]
+    # a third crop of every test photo, drawn last so the items above keep their cache keys
+    third = np.random.default_rng([seed, 3])
+    items += [{"source": "real photos", "form": str(third.choice(REAL_FORMS)), "maker": None, "pixels": c}
+              for c in crops(held_out_photos(), SIDE, 1, third)]
     for index, item in enumerate(items):
         item["index"] = index  # the key of its scores in the cache, also in subsets of the items
         pixels = item.pop("pixels")

@@ -274,14 +274,23 @@ class Zoo:
             raise
 
 
-def require_torch(what: str) -> None:
-    """Exporting to ONNX needs torch; an analysis-only installation (the desktop bundle) has none."""
+def torch_available() -> bool:
+    """Whether torch can be imported: an analysis-only installation (the desktop bundle) has none."""
+    import importlib
+
     try:
-        import torch  # noqa: F401
+        importlib.import_module("torch")
     except ImportError:
+        return False
+    return True
+
+
+def require_torch(what: str) -> None:
+    """Exporting to ONNX needs torch."""
+    if not torch_available():
         raise ZooError(f"{what} exports the model to ONNX with torch, which this installation does not include. "
                        f"Install a model pack instead: forensics-app zoo install FILE.fapack (a pack is made on a "
-                       f"machine with torch: forensics-app zoo pack ID --out FILE.fapack).") from None
+                       f"machine with torch: forensics-app zoo pack ID --out FILE.fapack).")
 
 
 def model_hash_of(manifest: Manifest, receipt: dict) -> str:

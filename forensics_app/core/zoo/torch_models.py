@@ -14,7 +14,7 @@ import threading
 from forensics_app.core.errors import ZooError
 from forensics_app.core.evidence import sha256_of_file
 from forensics_app.core.zoo.architectures import build_autoencoder
-from forensics_app.core.zoo.store import InstalledModel
+from forensics_app.core.zoo.store import InstalledModel, torch_available
 
 _lock = threading.Lock()
 _built: dict[tuple[str, str], tuple] = {}
@@ -38,12 +38,10 @@ def torch_autoencoder(installed: InstalledModel) -> tuple:
 
 def check_ready(installed: InstalledModel) -> None:
     """Say before any work starts when a torch method cannot run here: no torch, or no weights (a pack install)."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if not torch_available():
         raise ZooError(f"{installed.id}: the deep check (inversion) optimises through the decoder with torch, which "
                        f"this installation does not include (the desktop bundle runs ONNX only). Run it with the "
-                       f"development install, or leave the deep check off.") from None
+                       f"development install, or leave the deep check off.")
     if installed.from_pack and not all(p.exists() for p in installed.weight_paths().values()):
         raise ZooError(f"{installed.id} was installed from a model pack, which carries the ONNX files but not "
                        f"the weights the deep check (inversion) needs. Install it from its source for the deep "
