@@ -5,7 +5,9 @@ installs as a process that is never waited for, the first-start offer, and the Q
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import threading
 from pathlib import Path
 
@@ -192,11 +194,14 @@ def test_closing_the_zoo_manager_during_an_install_does_not_wait_and_cancel_clea
     dialog = window.open_zoo_manager()
     dialog.install("taef2", MIRROR)
     qtbot.waitUntil(lambda: "SHA-256 verified" in dialog.output.toPlainText(), timeout=WAIT_MS)
+    installer = dialog.process.processId()
+    os.kill(installer, signal.SIGSTOP)  # held mid-install, however fast this machine exports the model
     dialog.reject()  # closing returns while the installer process runs on
     assert not dialog.isVisible() and dialog.install_running()
     assert window.open_zoo_manager() is dialog and dialog.cancel_button.isEnabled()  # reopened: still there
     assert 0 < dialog.progress.value() < 100
     dialog.cancel_install()
+    os.kill(installer, signal.SIGCONT)  # it resumes with the interrupt pending
     qtbot.waitUntil(lambda: not dialog.install_running(), timeout=WAIT_MS)
     assert "cancelled; nothing was left behind" in dialog.output.toPlainText()
     assert not (tmp_path / "home" / "zoo" / "taef2").exists()
