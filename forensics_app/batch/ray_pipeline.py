@@ -22,7 +22,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +83,16 @@ def _contains(sorted_digests: np.ndarray, digest: bytes) -> bool:
 
 # -- the actor pool ------------------------------------------------------------------------------------
 class Analyser:
-    """One actor: an Engine holding every candidate's onnxruntime sessions for its whole life."""
+    """One actor: an Engine holding every candidate's onnxruntime sessions for its whole life.
 
-    def __init__(self, home: str, settings: AnalysisSettings, identity: dict, threads: int):
+    Its sessions use as many threads as `analyze` would on the same machine (onnxruntime's default, or
+    $FORENSICS_APP_THREADS): a convolution's sums are split by thread, so another thread count changes
+    the last digits of a score, and the batch must give exactly the scores of `analyze`."""
+
+    def __init__(self, home: str, settings: AnalysisSettings, identity: dict):
         from forensics_app.core.pipeline import Engine
         from forensics_app.core.zoo.store import Zoo
 
-        settings = replace(settings, runtime=replace(settings.runtime, intra_op_threads=threads))
         self.engine = Engine(Zoo(Path(home)), settings)
         if analysis_identity(self.engine) != identity:
             raise ForensicsError(f"On {socket.gethostname()}, the models or calibrations in {home} differ from "
@@ -118,13 +121,13 @@ class Analyser:
                                     dtype=object)}
 
 
-def bound_analyser(home: str, settings: AnalysisSettings, identity: dict, threads: int) -> type:
+def bound_analyser(home: str, settings: AnalysisSettings, identity: dict) -> type:
     """Analyser with its arguments bound in: the class travels to the actors by value, so no constructor
     arguments wait in the object store (Ray warns that an actor restarted after they are gone would fail)."""
 
     class BoundAnalyser(Analyser):
         def __init__(self):
-            super().__init__(home, settings, identity, threads)
+            super().__init__(home, settings, identity)
 
     return BoundAnalyser
 
@@ -176,15 +179,15 @@ INTAKE_CPUS = 0.25  # Ray CPUs of one intake task: reading and decoding is ~1% o
 INTAKE_RESERVE = 2 * INTAKE_CPUS  # kept free of actors, so intake tasks always run and the pool is fed
 
 
-def pool_shape(cluster: Cluster, provider: str) -> tuple[int, dict, int]:
-    """(actors, the Ray resources of each, onnxruntime threads per actor) for the cluster as it is now."""
+def pool_shape(cluster: Cluster, provider: str) -> tuple[int, dict]:
+    """(actors, the Ray resources of each) for the cluster as it is now."""
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
     if gpus and provider != "cpu":
         actors = cluster.actors or gpus
-        return actors, {"num_gpus": 1, "num_cpus": min(1.0, (cpus - INTAKE_RESERVE) / actors)}, 1
+        return actors, {"num_gpus": 1, "num_cpus": min(1.0, (cpus - INTAKE_RESERVE) / actors)}
     actors = cluster.actors or cpus
-    return actors, {"num_cpus": min(1.0, (cpus - INTAKE_RESERVE) / actors)}, max(1, cpus // actors)
+    return actors, {"num_cpus": min(1.0, (cpus - INTAKE_RESERVE) / actors)}
 
 
 def run_batch(files: list[Path], folder: BatchFolder, home: Path, settings: AnalysisSettings, identity: dict,
@@ -201,7 +204,7 @@ def run_batch(files: list[Path], folder: BatchFolder, home: Path, settings: Anal
     context.enable_progress_bars = False  # the command prints its own progress with throughput
     context.print_on_execution_start = False
     context.enable_auto_log_stats = False
-    actors, resources, threads = pool_shape(cluster, settings.runtime.provider)
+    actors, resources = pool_shape(cluster, settings.runtime.provider)
     known = ray.put(folder.known_digests())
     limits = settings.intake
     items = [{"path": os.fsencode(absolute_path(p)), "given": os.fsencode(p)} for p in files]
@@ -209,7 +212,7 @@ def run_batch(files: list[Path], folder: BatchFolder, home: Path, settings: Anal
     ds = (ray.data.from_items(items, override_num_blocks=blocks)
           .map_batches(read_block, batch_size=None, fn_kwargs={"known": known, "limits": limits}, num_cpus=INTAKE_CPUS)
           .map_batches(decode_block, batch_size=None, fn_kwargs={"limits": limits}, num_cpus=INTAKE_CPUS)
-          .map_batches(bound_analyser(str(home), settings, identity, threads), batch_size=None,
+          .map_batches(bound_analyser(str(home), settings, identity), batch_size=None,
                        compute=ray.data.ActorPoolStrategy(size=actors), **resources))
     del items
     _quiet_ray_data_console()
