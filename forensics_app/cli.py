@@ -379,9 +379,11 @@ def cmd_batch(args) -> int:
         raise ForensicsError("No image files found in the given paths" + "".join(
             f"; {printable(str(path))} {reason}" for path, reason in left_out) + ".")
     if args.case:
-        from forensics_app.core.case import Case
+        from forensics_app.core.case import is_case_file
 
-        Case.open(Path(args.case)).close()  # refused now, not after hours of analysis, when it is no case file
+        if not is_case_file(Path(args.case)):  # refused now, not after hours of analysis
+            raise ForensicsError(f"{printable(args.case)} is not a forensics-app case file. Create one with: "
+                                 f"forensics-app case new {printable(args.case)} --name NAME --examiner NAME")
     zoo = _zoo(args)
     # the driver only describes the analysis (models, hashes, calibrations): its sessions never run, so CPU
     engine = Engine(zoo, dataclasses.replace(settings, runtime=RuntimeSettings(provider="cpu")))
@@ -429,8 +431,8 @@ def cmd_batch(args) -> int:
            f"already in the folder, {progress.duplicates} with the same bytes as another file, "
            f"{summary['failed_now']} failed, {len(left_out)} skipped; providers {', '.join(summary['providers']) or '-'}")
     _print(f"folder {printable(args.out)}: {folder.findings_count} images (attributed: {attributed}; not attributed "
-           f"{totals['not_attributed']}; inconclusive {totals['inconclusive']}), {folder.failures_count} failures; "
-           f"summary.json written")
+           f"{totals['not_attributed']}; inconclusive {totals['inconclusive']}), {folder.failures_count} failures"
+           f"{' (each with its reason in failures.jsonl)' if folder.failures_count else ''}; summary.json written")
     if args.case:
         from forensics_app.batch.folder import merge_into_case
         from forensics_app.core.case import Case
@@ -457,13 +459,15 @@ def _batch_progress_printer():
         last[0] = p.seconds
         rate = p.images_per_second
         left = (p.total - p.done) / (p.done / p.seconds) if p.done and p.seconds else 0
-        line = (f"  {p.done}/{p.total} files ({p.done / p.total:.0%}): {p.analysed} analysed, {p.known} already "
+        line = (f"{p.done}/{p.total} files ({p.done / p.total:.0%}): {p.analysed} analysed, {p.known} already "
                 f"there, {p.failed} failed; {rate:.2f} images/s; about {left / 60:.0f} min left")
         if interactive:
-            sys.stdout.write("\r" + line.ljust(110) + ("\n" if p.done == p.total else ""))
+            filled = round(20 * p.done / p.total)
+            bar = "[" + "#" * filled + "." * (20 - filled) + "] "
+            sys.stdout.write("\r" + (bar + line).ljust(120) + ("\n" if p.done == p.total else ""))
             sys.stdout.flush()
         else:
-            _print(line)
+            _print("  " + line)
 
     return show
 

@@ -151,7 +151,8 @@ def test_a_killed_run_resumes_without_duplicates(ray_address, installed_zoo, evi
 
 
 def test_case_merges_the_folder_once(first_run, installed_zoo, evidence, tmp_path):
-    from forensics_app.core.case import Case
+    from forensics_app.core.case import Case, analyse_into_case
+    from forensics_app.core.pipeline import AnalysisSettings, Engine
 
     _, done = first_run
     out = tmp_path / "out"
@@ -164,7 +165,13 @@ def test_case_merges_the_folder_once(first_run, installed_zoo, evidence, tmp_pat
     with Case.open(case_file) as case:
         findings = case.findings(with_maps=False)
         assert len(case.history()) == IMAGES  # the second merge stored nothing again
-    assert {f.sha256: f.verdict.to_dict() for f in findings} == {s: i["verdict"] for s, i in expected.items()}
+        assert {f.sha256: f.verdict.to_dict() for f in findings} == {s: i["verdict"] for s, i in expected.items()}
+        assert not any(f.maps for f in case.findings())  # the folder keeps the maps' SHA-256 only
+        # analysing a merged file into the case computes its maps (a result stored without them is not reused)
+        again = analyse_into_case(Engine(installed_zoo, AnalysisSettings()), case, [evidence / "taef2-0.png"])
+        assert again.reused == [] and len(case.history()) == IMAGES  # the same findings: not stored twice
+        with_maps = [f for f in case.findings() if f.path.name == "taef2-0.png"]
+        assert with_maps[0].map_sha256() == expected[with_maps[0].sha256]["map_sha256"]
 
 
 def test_another_analysis_into_the_same_folder_is_refused(first_run, installed_zoo, evidence, capsys):

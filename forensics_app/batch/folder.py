@@ -263,7 +263,7 @@ def _read_lines(path: Path, on_line: Callable[[dict, str], None]) -> int:
                 bad_at = offset if bad_at is None else bad_at
                 bad_lines += 1
             elif bad_at is not None:
-                raise ForensicsError(f"{printable(str(path))} line {number - bad_lines} is preceded by a torn or "
+                raise ForensicsError(f"{printable(str(path))} line {number} is preceded by a torn or "
                                      "unreadable line: the file was edited, not left by a killed run. Give "
                                      "another --out.")
             else:

@@ -183,6 +183,8 @@ def pool_shape(cluster: Cluster, provider: str) -> tuple[int, dict]:
     """(actors, the Ray resources of each) for the cluster as it is now."""
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+    if provider == "cuda" and not gpus:
+        raise ForensicsError("--provider cuda: the Ray cluster has no GPUs; use --provider auto or cpu.")
     if gpus and provider != "cpu":
         actors = cluster.actors or gpus
         return actors, {"num_gpus": 1, "num_cpus": min(1.0, (cpus - INTAKE_RESERVE) / actors)}
@@ -216,24 +218,45 @@ def run_batch(files: list[Path], folder: BatchFolder, home: Path, settings: Anal
                        compute=ray.data.ActorPoolStrategy(size=actors), **resources))
     del items
     _quiet_ray_data_console()
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
-        findings, failures = [], []
-        for i, state in enumerate(batch["state"]):
-            if state == ANALYSED:
-                findings.append((batch["sha256"][i], batch["line"][i], (batch["verdict"][i], batch["model"][i] or None)))
-                progress.providers.update(p for p in batch["provider"][i].split(",") if p)
-            elif state == FAILED:
-                failures.append((batch["sha256"][i] or None, os.fsdecode(batch["path"][i]), batch["error"][i],
-                                 batch["line"][i]))
-            else:
-                progress.known += 1
-        written, _, duplicates = folder.append(findings, failures)
-        progress.analysed += written
-        progress.failed += len(failures)
-        progress.duplicates += duplicates
-        progress.done += len(batch["state"])
-        on_progress(progress)
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
+            _write_block(batch, folder, progress)
+            on_progress(progress)
+    except Exception as exc:
+        cause = _forensics_cause(exc)  # an actor refusing to start (another zoo on a node) is the user's to fix
+        if cause is None:
+            raise
+        raise ForensicsError(str(cause)) from None
     return progress
+
+
+def _write_block(batch: dict, folder: BatchFolder, progress: BatchProgress) -> None:
+    findings, failures = [], []
+    for i, state in enumerate(batch["state"]):
+        if state == ANALYSED:
+            findings.append((batch["sha256"][i], batch["line"][i], (batch["verdict"][i], batch["model"][i] or None)))
+            progress.providers.update(p for p in batch["provider"][i].split(",") if p)
+        elif state == FAILED:
+            failures.append((batch["sha256"][i] or None, os.fsdecode(batch["path"][i]), batch["error"][i],
+                             batch["line"][i]))
+        else:
+            progress.known += 1
+    written, _, duplicates = folder.append(findings, failures)
+    progress.analysed += written
+    progress.failed += len(failures)
+    progress.duplicates += duplicates
+    progress.done += len(batch["state"])
+
+
+def _forensics_cause(exc: BaseException) -> ForensicsError | None:
+    """The ForensicsError inside what Ray raises for a failed task or actor, if that is what it is."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ForensicsError):
+            return exc
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    return None
 
 
 def _quiet_ray_data_console() -> None:
