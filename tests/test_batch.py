@@ -179,3 +179,18 @@ def test_another_analysis_into_the_same_folder_is_refused(first_run, installed_z
     _, out = first_run
     assert batch(installed_zoo.home, str(evidence), "--out", str(out), "--alpha", "0.05") == 2
     assert "holds findings of another analysis (different settings: --method or --alpha)" in capsys.readouterr().err
+
+
+def test_an_actor_whose_zoo_differs_from_the_drivers_refuses_to_start(ray_address, installed_zoo, evidence, tmp_path):
+    """On a cluster each node reads its own zoo folder; one with other models or calibrations must not
+    write findings into the folder (here the driver's identity is the one changed)."""
+    from forensics_app.batch import ray_pipeline
+    from forensics_app.batch.folder import BatchFolder, analysis_identity
+    from forensics_app.core.errors import ForensicsError
+    from forensics_app.core.pipeline import AnalysisSettings, Engine
+
+    identity = {**analysis_identity(Engine(installed_zoo, AnalysisSettings())), "calibrations_sha256": "0" * 64}
+    with BatchFolder.open(tmp_path / "out", identity, {}) as folder:
+        with pytest.raises(ForensicsError, match="differ from those of the machine that started the batch"):
+            ray_pipeline.run_batch([evidence / "real-0.png"], folder, installed_zoo.home, AnalysisSettings(), identity)
+    assert not (tmp_path / "out" / "findings.jsonl").exists()

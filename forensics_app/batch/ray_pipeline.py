@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -248,13 +249,21 @@ def _write_block(batch: dict, folder: BatchFolder, progress: BatchProgress) -> N
     progress.done += len(batch["state"])
 
 
+_RAISED_IN_ACTOR = re.compile(r"^forensics_app\.core\.errors\.\w+: (.+)$", re.MULTILINE)
+
+
 def _forensics_cause(exc: BaseException) -> ForensicsError | None:
-    """The ForensicsError inside what Ray raises for a failed task or actor, if that is what it is."""
+    """The ForensicsError inside what Ray raises for a failed task or actor, if that is what it is. An
+    actor that failed in its constructor comes back as ActorDiedError, which keeps only the traceback's
+    text: the message is read from its last line."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, ForensicsError):
             return exc
+        found = _RAISED_IN_ACTOR.findall(getattr(exc, "error_msg", "") or "")
+        if found:
+            return ForensicsError(found[-1])
         exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
     return None
 
