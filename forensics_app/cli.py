@@ -664,8 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="false-attribution rate, 0 < alpha <= 0.5 (default 0.01)")
     b.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: one GPU per actor where the cluster has GPUs")
-    b.add_argument("--actors", type=positive_int, help="analysing actors (default: one per GPU, else one per "
-                   "CPU less one)")
+    b.add_argument("--actors", type=positive_int, help="analysing actors, each holding every candidate's models "
+                   "(default: one per GPU where the cluster has GPUs, else one per CPU)")
     b.add_argument("--files-per-block", type=positive_int, default=8,
                    help="files per Ray block; a killed run loses at most the blocks in flight (default 8)")
     b.add_argument("--case", help="afterwards, merge the folder's findings into this case file")

@@ -156,11 +156,10 @@ class BatchProgress:
 
 @dataclass(frozen=True)
 class Cluster:
-    """Where the batch runs: address None = a local Ray on this machine (num_cpus: its size)."""
+    """Where the batch runs: address None = a local Ray on this machine, with all its CPUs."""
 
     address: str | None = None
-    num_cpus: int | None = None
-    actors: int | None = None  # None: one per GPU where the cluster has GPUs, else one per CPU less one
+    actors: int | None = None  # None: one per GPU where the cluster has GPUs, else one per CPU
     files_per_block: int = 8
 
 
@@ -171,8 +170,7 @@ def connect(cluster: Cluster) -> bool:
         return False
     import logging
 
-    ray.init(address=cluster.address or "local", num_cpus=None if cluster.address else cluster.num_cpus,
-             include_dashboard=False, configure_logging=True, logging_level=logging.WARNING, log_to_driver=False)
+    ray.init(address=cluster.address or "local", include_dashboard=False, configure_logging=True, logging_level=logging.WARNING, log_to_driver=False)
     return True
 
 
