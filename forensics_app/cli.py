@@ -351,6 +351,127 @@ def _save_maps(result, folder: Path) -> None:
         Image.fromarray(colourise(array)).save(folder / f"{stem}.png")
 
 
+# -- batch -------------------------------------------------------------------------------------
+def cmd_batch(args) -> int:
+    """`analyze` for archives, on Ray Data (forensics_app/batch/): resumable, one JSON line per image."""
+    import dataclasses
+    import time as _time
+
+    from forensics_app.batch.folder import BATCH_SCHEMA, BatchFolder, analysis_identity, failure_line
+    from forensics_app.core.evidence import iter_image_files
+    from forensics_app.core.files import printable
+    from forensics_app.core.findings import FailedImage
+    from forensics_app.core.pipeline import AnalysisSettings, Engine
+    from forensics_app.core.runtime import RuntimeSettings
+
+    try:
+        from forensics_app.batch import ray_pipeline
+    except ImportError as exc:
+        raise ForensicsError(f"The batch command needs Ray ({exc}). Install it with: pip install "
+                             "'forensics-app[batch]' (scripts/setup.sh does).") from None
+    methods = tuple(m for part in args.method for m in part.split(",") if m) or ("aedr",)
+    settings = AnalysisSettings(methods=methods, models=tuple(args.model), alpha=args.alpha,
+                                runtime=RuntimeSettings(provider=args.provider))
+    walk = iter_image_files(args.paths)
+    refused = [FailedImage(s.path, f"{printable(s.path.name)} {s.reason}.") for s in walk.skipped if s.refused]
+    left_out = [(s.path, s.reason) for s in walk.skipped if not s.refused]
+    if not walk.files and not refused:
+        raise ForensicsError("No image files found in the given paths" + "".join(
+            f"; {printable(str(path))} {reason}" for path, reason in left_out) + ".")
+    if args.case:
+        from forensics_app.core.case import is_case_file
+
+        if not is_case_file(Path(args.case)):  # refused now, not after hours of analysis
+            raise ForensicsError(f"{printable(args.case)} is not a forensics-app case file. Create one with: "
+                                 f"forensics-app case new {printable(args.case)} --name NAME --examiner NAME")
+    zoo = _zoo(args)
+    # the driver only describes the analysis (models, hashes, calibrations): its sessions never run, so CPU
+    engine = Engine(zoo, dataclasses.replace(settings, runtime=RuntimeSettings(provider="cpu")))
+    if not engine.models:
+        raise ForensicsError("No model is installed. Run: forensics-app zoo install taef2 --mirror DIR")
+    run_info = engine.run_info()
+    run_info["settings"]["provider"] = args.provider
+    del run_info["providers"]  # the actors' providers: each reading records its own, the summary lists them
+    identity = analysis_identity(engine)
+    del engine
+    cluster = ray_pipeline.Cluster(address=args.address, actors=args.actors, files_per_block=args.files_per_block)
+    with BatchFolder.open(Path(args.out), identity, run_info) as folder:
+        if folder.cut_torn_lines:
+            _print(f"{printable(args.out)}: cut off {folder.cut_torn_lines} torn line(s) left by an interrupted run "
+                   "(those images are analysed again)")
+        for path, reason in left_out:
+            _print(f"SKIPPED: {printable(str(path))} {reason}")
+        for failed in refused:
+            _print(f"ERROR: {failed.error}")
+        folder.append([], [(None, str(f.path), f.error, failure_line(f, None)) for f in refused])
+        _print(f"batch: {len(walk.files)} files into {printable(args.out)} ({folder.findings_count} images already "
+               f"there); {len(run_info['models'])} candidates, methods {', '.join(methods)}, "
+               f"false-attribution rate {args.alpha:g}")
+        started = ray_pipeline.connect(cluster)
+        try:
+            progress = ray_pipeline.run_batch(walk.files, folder, zoo.home, settings, identity, cluster,
+                                              on_progress=_batch_progress_printer())
+        finally:
+            if started:
+                ray_pipeline.ray.shutdown()
+        summary = {"schema": f"{BATCH_SCHEMA}/summary",
+                   "finished": _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime()),
+                   "address": args.address or "local", "files": len(walk.files) + len(refused),
+                   "analysed_now": progress.analysed, "already_in_folder": progress.known,
+                   "same_bytes_again": progress.duplicates, "failed_now": progress.failed + len(refused),
+                   "skipped": len(left_out), "seconds": round(progress.seconds, 3),
+                   "images_per_second": round(progress.images_per_second, 4),
+                   "providers": sorted(progress.providers),
+                   "folder": {"images": folder.findings_count, "failures": folder.failures_count,
+                              "verdicts": folder.verdict_totals()}}
+        folder.write_summary(summary)
+    totals = summary["folder"]["verdicts"]
+    attributed = ", ".join(f"{model} {n}" for model, n in totals["attributed"].items()) or "none"
+    _print(f"\n{progress.analysed} analysed now ({progress.images_per_second:.2f} images/s), {progress.known} "
+           f"already in the folder, {progress.duplicates} with the same bytes as another file, "
+           f"{summary['failed_now']} failed, {len(left_out)} skipped; providers {', '.join(summary['providers']) or '-'}")
+    _print(f"folder {printable(args.out)}: {folder.findings_count} images (attributed: {attributed}; not attributed "
+           f"{totals['not_attributed']}; inconclusive {totals['inconclusive']}), {folder.failures_count} failures"
+           f"{' (each with its reason in failures.jsonl)' if folder.failures_count else ''}; summary.json written")
+    if args.case:
+        from forensics_app.batch.folder import merge_into_case
+        from forensics_app.core.case import Case
+
+        with Case.open(Path(args.case)) as case:
+            _warn_integrity(case)
+            if left_out:
+                case.add_skipped(left_out)
+            stored, current = merge_into_case(Path(args.out), case, run_info,
+                                              [(f.path, f.error) for f in refused])
+        _print(f"case {printable(args.case)}: {stored} analyses stored, {current} already in the case "
+               "(scores and verdicts; batch keeps no per-pixel maps)")
+    return EXIT_SOME_FAILED if summary["failed_now"] else EXIT_OK
+
+
+def _batch_progress_printer():
+    """Progress with throughput: one rewritten line on a terminal, a line every 10 s otherwise."""
+    interactive = sys.stdout.isatty()
+    last = [0.0]
+
+    def show(p) -> None:
+        if not interactive and p.done < p.total and p.seconds - last[0] < 10:
+            return
+        last[0] = p.seconds
+        rate = p.images_per_second
+        left = (p.total - p.done) / (p.done / p.seconds) if p.done and p.seconds else 0
+        line = (f"{p.done}/{p.total} files ({p.done / p.total:.0%}): {p.analysed} analysed, {p.known} already "
+                f"there, {p.failed} failed; {rate:.2f} images/s; about {left / 60:.0f} min left")
+        if interactive:
+            filled = round(20 * p.done / p.total)
+            bar = "[" + "#" * filled + "." * (20 - filled) + "] "
+            sys.stdout.write("\r" + (bar + line).ljust(120) + ("\n" if p.done == p.total else ""))
+            sys.stdout.flush()
+        else:
+            _print("  " + line)
+
+    return show
+
+
 # -- gui ---------------------------------------------------------------------------------------
 def cmd_gui(args) -> int:
     from forensics_app.gui.app import run
@@ -529,6 +650,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--fingerprint", action="append", default=[],
                    help="also read this learned-fingerprint extractor (shown, never votes; repeatable)")
     a.set_defaults(func=cmd_analyze)
+
+    b = sub.add_parser("batch", help="analyse an archive on Ray (local, or a cluster with --address): resumable, "
+                                     "one JSON line per image in --out")
+    b.add_argument("paths", nargs="+", help="image files or folders (walked recursively)")
+    b.add_argument("--out", required=True, help="output folder: findings.jsonl, failures.jsonl, run.json, "
+                   "summary.json; a second run into it analyses only what is missing")
+    b.add_argument("--address", help="Ray cluster to join (e.g. ray://head:10001 or head:6379; default: a local "
+                   "Ray on this machine)")
+    b.add_argument("--model", action="append", default=[], help="only this model id (repeatable)")
+    b.add_argument("--method", action="append", default=[], help="methods, comma-separated (default: aedr)")
+    b.add_argument("--alpha", type=false_attribution_rate, default=0.01,
+                   help="false-attribution rate, 0 < alpha <= 0.5 (default 0.01)")
+    b.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: one GPU per actor where the cluster has GPUs")
+    b.add_argument("--actors", type=positive_int, help="analysing actors, each holding every candidate's models "
+                   "(default: one per GPU where the cluster has GPUs, else one per CPU)")
+    b.add_argument("--files-per-block", type=positive_int, default=8,
+                   help="files per Ray block; a killed run loses at most the blocks in flight (default 8)")
+    b.add_argument("--case", help="afterwards, merge the folder's findings into this case file")
+    b.set_defaults(func=cmd_batch)
 
     cs = sub.add_parser("case", help="case files: evidence, analyses and notes in one file")
     cs = cs.add_subparsers(dest="case_command", required=True)

@@ -166,6 +166,11 @@ def maps_to_blob(maps: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
+# A result stored without its maps (`batch --case` merges findings, which keep only the maps' SHA-256):
+# never reused, so the next analysis of the file computes the maps and stores them in its place.
+NO_MAPS = maps_to_blob({})
+
+
 def maps_from_blob(blob: bytes) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
         return {name: npz[name].astype(np.float32) for name in npz.files}
@@ -381,12 +386,13 @@ class Case:
                 maps = {name: array for (m, meth, name), array in findings.maps.items()
                         if (m, meth) == (c.model, c.method)}
                 conn.execute(
-                    "INSERT OR IGNORE INTO results (key, evidence_sha256, model_hash, method, method_version, "
+                    "INSERT INTO results (key, evidence_sha256, model_hash, method, method_version, "
                     "parameters_json, score, components_json, provider, seconds, maps, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET maps = excluded.maps WHERE results.maps = ?",
                     (keys[-1], findings.sha256, model["model_hash"], c.method, c.method_version,
                      canonical_json(analysis_parameters(c.parameters, run_info)), c.score, json.dumps(c.components),
-                     c.provider, c.seconds, maps_to_blob(maps), finished))
+                     c.provider, c.seconds, maps_to_blob(maps), finished, NO_MAPS))
             if unless_current and self.is_current(findings):
                 return False
             evidence_id = conn.execute("SELECT id FROM evidence WHERE path = ? AND sha256 = ?",
@@ -432,7 +438,7 @@ class Case:
         return [(_path_of(row["path"]), row["reason"]) for row in rows]
 
     def cached_result(self, key: str) -> MethodResult | None:
-        rows = self._query("SELECT * FROM results WHERE key = ?", (key,))
+        rows = self._query("SELECT * FROM results WHERE key = ? AND maps != ?", (key, NO_MAPS))
         if not rows:
             return None
         row = rows[0]

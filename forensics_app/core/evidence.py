@@ -112,8 +112,15 @@ def load_evidence(path: str | Path, limits: IntakeLimits = IntakeLimits(), *,
                   trust_anchors_pem: str | None = None) -> Evidence:
     """Read `path` read-only and decode it; raises EvidenceError with a plain message when it cannot."""
     path = Path(path)
-    evidence = evidence_from_bytes(path, read_evidence_bytes(path, limits), limits,
-                                   trust_anchors_pem=trust_anchors_pem)
+    return evidence_from_file_bytes(path, read_evidence_bytes(path, limits), limits,
+                                    trust_anchors_pem=trust_anchors_pem)
+
+
+def evidence_from_file_bytes(path: Path, data: bytes, limits: IntakeLimits = IntakeLimits(), *,
+                             trust_anchors_pem: str | None = None) -> Evidence:
+    """Decode the bytes that read_evidence_bytes read from `path` (the second half of load_evidence, for
+    callers that read and decode in separate steps, as the batch does): a symbolic link is noted."""
+    evidence = evidence_from_bytes(path, data, limits, trust_anchors_pem=trust_anchors_pem)
     if path.is_symlink():
         link_note = f"opened through a symbolic link to {path.resolve()}"
         evidence = dataclasses.replace(evidence, notes=evidence.notes + (link_note,))
