@@ -164,9 +164,9 @@ def summary_lines(results: dict, k: int) -> list[str]:
                      f"'not attributed' {negative} of {sum(r['n'] for r in rows.values())}")
     own = [r for source, r in nine.items() if not source.startswith(("real", "SD"))]
     undecided = sum(round(r["inconclusive"] * r["n"]) for r in own)
-    lines.append(f"with all {k} installed, own outputs inconclusive: {undecided} of {sum(r['n'] for r in own)} (where "
-                 f"each candidate's threshold would rest on fewer than {MIN_TAIL_SAMPLES} real samples the rule "
-                 f"abstains)")
+    lines.append(f"with all {k} installed, own outputs inconclusive: {undecided} of {sum(r['n'] for r in own)} (the "
+                 f"rule abstains where a threshold would rest on fewer than {MIN_TAIL_SAMPLES} real samples, and names "
+                 f"no generator where outputs of an installed look-alike reach the image's score)")
     lines += [f"TAEF2 alone, {source}: attributed {count(r, 'right') if 'taef2' in source else count(r, 'wrong')}"
               for source, r in alone.items()]
     return lines
