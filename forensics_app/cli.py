@@ -230,6 +230,22 @@ def cmd_zoo_calibrate(args) -> int:
     return EXIT_OK
 
 
+def _walk_inputs(paths):
+    """The image files under the given paths, the entries refused as images and the ones left out; an error
+    when there is nothing to analyse."""
+    from forensics_app.core.evidence import iter_image_files
+    from forensics_app.core.files import printable
+    from forensics_app.core.findings import FailedImage
+
+    walk = iter_image_files(paths)
+    refused = [FailedImage(s.path, f"{printable(s.path.name)} {s.reason}.") for s in walk.skipped if s.refused]
+    left_out = [(s.path, s.reason) for s in walk.skipped if not s.refused]
+    if not walk.files and not refused:
+        raise ForensicsError("No image files found in the given paths" + "".join(
+            f"; {printable(str(path))} {reason}" for path, reason in left_out) + ".")
+    return walk, refused, left_out
+
+
 # -- analyze -----------------------------------------------------------------------------------
 def _check_outputs(args, protected) -> None:
     """--json and --pdf: refused before any work when their folder is missing or they are an input."""
@@ -244,7 +260,6 @@ def _check_outputs(args, protected) -> None:
 
 
 def cmd_analyze(args) -> int:
-    from forensics_app.core.evidence import iter_image_files
     from forensics_app.core.files import printable
     from forensics_app.core.findings import FailedImage
     from forensics_app.core.imageprep import TilingSettings
@@ -255,12 +270,7 @@ def cmd_analyze(args) -> int:
     settings = AnalysisSettings(methods=methods, models=tuple(args.model), alpha=args.alpha,
                                 tiling=TilingSettings(max_pixels=args.max_pixels),
                                 runtime=RuntimeSettings(provider=args.provider), extractors=tuple(args.fingerprint))
-    walk = iter_image_files(args.paths)
-    refused = [FailedImage(s.path, f"{printable(s.path.name)} {s.reason}.") for s in walk.skipped if s.refused]
-    left_out = [(s.path, s.reason) for s in walk.skipped if not s.refused]
-    if not walk.files and not refused:
-        raise ForensicsError("No image files found in the given paths" + "".join(
-            f"; {printable(str(path))} {reason}" for path, reason in left_out) + ".")
+    walk, refused, left_out = _walk_inputs(args.paths)
     _check_outputs(args, [*walk.files, *(r.path for r in refused), *([args.case] if args.case else [])])
     zoo = _zoo(args)
     engine = Engine(zoo, settings)
@@ -358,9 +368,7 @@ def cmd_batch(args) -> int:
     import time as _time
 
     from forensics_app.batch.folder import BATCH_SCHEMA, BatchFolder, analysis_identity, failure_line
-    from forensics_app.core.evidence import iter_image_files
     from forensics_app.core.files import printable
-    from forensics_app.core.findings import FailedImage
     from forensics_app.core.pipeline import AnalysisSettings, Engine
     from forensics_app.core.runtime import RuntimeSettings
 
@@ -372,12 +380,7 @@ def cmd_batch(args) -> int:
     methods = tuple(m for part in args.method for m in part.split(",") if m) or ("aedr",)
     settings = AnalysisSettings(methods=methods, models=tuple(args.model), alpha=args.alpha,
                                 runtime=RuntimeSettings(provider=args.provider))
-    walk = iter_image_files(args.paths)
-    refused = [FailedImage(s.path, f"{printable(s.path.name)} {s.reason}.") for s in walk.skipped if s.refused]
-    left_out = [(s.path, s.reason) for s in walk.skipped if not s.refused]
-    if not walk.files and not refused:
-        raise ForensicsError("No image files found in the given paths" + "".join(
-            f"; {printable(str(path))} {reason}" for path, reason in left_out) + ".")
+    walk, refused, left_out = _walk_inputs(args.paths)
     if args.case:
         from forensics_app.core.case import is_case_file
 
