@@ -179,3 +179,30 @@ def test_analyze_prints_the_verdict_sentence_under_each_row(installed_zoo, tmp_p
     assert "closest model" in lines[0] and "not_attributed" not in result.stdout
     if verdict["label"] == "not_attributed":
         assert "NOT attributed" in lines[row]
+
+
+def test_an_install_started_with_interrupts_ignored_can_still_be_interrupted(tmp_path):
+    """A process started from one that ignores SIGINT (a script's `cmd &`, Ray, a window's worker) inherits
+    the ignore: the installer still stops on SIGINT (Ctrl+C, the zoo manager's Cancel) and leaves nothing."""
+    import signal
+    import time
+
+    from conftest import MIRROR, require_shared
+
+    require_shared(MIRROR)
+    home = tmp_path / "home"
+    installer = subprocess.Popen(
+        [sys.executable, "-m", "forensics_app", "--home", str(home), "zoo", "install", "taef2", "--mirror", str(MIRROR)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    fetched = home / "zoo" / "taef2" / ".installing" / "weights" / "taef2_decoder.pth"
+    deadline = time.monotonic() + 120
+    while not fetched.exists() and time.monotonic() < deadline and installer.poll() is None:
+        time.sleep(0.001)
+    installer.send_signal(signal.SIGSTOP)  # mid-install, before it commits, however fast the export
+    assert not (home / "zoo" / "taef2" / "receipt.json").exists()
+    installer.send_signal(signal.SIGINT)
+    installer.send_signal(signal.SIGCONT)
+    _, err = installer.communicate(timeout=120)
+    assert installer.returncode == 130 and b"interrupted" in err
+    assert not (home / "zoo" / "taef2").exists()
