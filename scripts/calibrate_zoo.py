@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import SHARED, calibrated_autoencoders  # noqa: E402
 
-from forensics_app.core.calibrate import (REAL_HISTORIES, CalibrationPlan, calibration_split, own_pool,  # noqa: E402
-                                          real_pool, score_samples, shifts_phase)
+from forensics_app.core.calibrate import (CalibrationPlan, calibration_split, own_pool, plan_record,  # noqa: E402
+                                          real_pool, real_pool_record, score_samples, shifts_phase)
 from forensics_app.core.calibration import Calibration, load_calibrations, save_calibrations  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD  # noqa: E402
 from forensics_app.core.runtime import RuntimeSettings, SessionCache  # noqa: E402
@@ -62,7 +62,7 @@ def score_photos(photos: list[Path]) -> dict:
     return {"photos": [p.name for p in photos], "ids": [s.id for s in samples],
             "histories": [s.history for s in samples], "conditions": [s.condition for s in samples],
             "scores": {m: score_samples(a, METHOD, samples).tolist() for m, a in _worker_models.items()},
-            "provider": next(iter(_worker_models.values())).provider}
+            "providers": [next(iter(_worker_models.values())).provider]}
 
 
 def stage_real(args, ids: list[str]) -> None:
@@ -103,7 +103,7 @@ def merged(parts: list[dict], photos: list[Path], ids: list[str]) -> dict:
     pick = lambda key: [parts[n][key][j] for _, _, n, j in rows]
     return {"ids": pick("ids"), "histories": pick("histories"), "conditions": pick("conditions"),
             "scores": {m: [parts[n]["scores"][m][j] for _, _, n, j in rows] for m in ids},
-            "providers": sorted({p for part in parts for p in part.get("providers", [part.get("provider")])}),
+            "providers": sorted({p for part in parts for p in part["providers"]}),
             "photos": len({photo_name(sid) for part in parts for sid in part["ids"]})}
 
 
@@ -150,11 +150,9 @@ def stage_write(args, ids: list[str]) -> None:
         calibration.real_scores = np.asarray(real["scores"][model_id], dtype=np.float64)
         calibration.real_conditions = np.array(real["conditions"])
         calibration.real_ids = np.array(real["ids"])
-        calibration.data["real"] = {
-            "folder": REAL.name, "split": "calibration split (core/calibrate.py: in_calibration_split)",
-            "photos": real["photos"], "samples": len(real["ids"]), "histories": list(REAL_HISTORIES),
+        calibration.data["real"] = real_pool_record(REAL, real["ids"]) | {
             "scored_with": f"onnxruntime {', '.join(real['providers'])}"}
-        calibration.data["plan"] = {k: list(v) if isinstance(v, tuple) else v for k, v in plan.__dict__.items()}
+        calibration.data["plan"] = plan_record(plan)
         save_calibrations(out, [calibration, *(c for m, c in shipped.items() if m != METHOD.name)])
         print(f"written {out}")
 

@@ -222,6 +222,16 @@ def shifts_phase(method, autoencoder) -> bool:
     return bool(parameters_for(method, autoencoder.manifest).get("phase_search_patch"))
 
 
+def real_pool_record(folder: Path, ids: list[str]) -> dict:
+    """What a calibration's real side is made of, as its data record states it."""
+    return {"folder": folder.name, "split": "calibration split (core/calibrate.py: in_calibration_split)",
+            "photos": len({i.split("#")[0] for i in ids}), "samples": len(ids), "histories": list(REAL_HISTORIES)}
+
+
+def plan_record(plan: CalibrationPlan) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in plan.__dict__.items()}
+
+
 def build_calibration(autoencoder, method, real: list[Sample], folder: Path, plan: CalibrationPlan = CalibrationPlan(),
                       generated: list[Sample] | None = None, tiling: TilingSettings = TilingSettings(),
                       progress: ProgressCallback = no_progress, cancel: CancelToken = NEVER_CANCELLED,
@@ -232,13 +242,11 @@ def build_calibration(autoencoder, method, real: list[Sample], folder: Path, pla
     real_scores = score_samples(autoencoder, method, real, tiling, progress, cancel, "real photos, ")
     own_scores = score_samples(autoencoder, method, own, tiling, progress, cancel, "own outputs, ")
     data = {
-        "real": {"folder": folder.name, "split": "calibration split (core/calibrate.py: in_calibration_split)",
-                 "photos": len({s.id.split("#")[0] for s in real}), "samples": len(real),
-                 "histories": list(REAL_HISTORIES)},
+        "real": real_pool_record(folder, [s.id for s in real]),
         "own": ({"made_by": "files given by the user"} if generated is not None else
                 {"made_by": "the model's own decoder from crops of the calibration photos (every second one from "
                             f"a latent perturbed by {plan.latent_noise} standard deviations)"}) | {"samples": len(own)},
-        "plan": {k: list(v) if isinstance(v, tuple) else v for k, v in plan.__dict__.items()},
+        "plan": plan_record(plan),
         "weights_sha256": weights_sha256(autoencoder.manifest),
     }
     calibration = Calibration(
