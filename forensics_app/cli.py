@@ -188,23 +188,27 @@ def calibrate_model(zoo, model_id: str, real_dir: Path, methods, crops: int | No
         crops = CalibrationPlan().crops_per_image if cuda_usable() else CPU_CALIBRATION_CROPS
     plan = replace(CalibrationPlan(seed=seed), own_samples=own, crops_per_image=crops)
     started = time.monotonic()
-    last = [-1]
+    step = {"started": started, "fraction": 0.0, "printed": -1}  # each step (real photos, own outputs) runs 0 -> 1
 
     def progress(p):
+        now = time.monotonic()
+        if p.fraction < step["fraction"]:  # the next step began: its time left is estimated from its own pace
+            step.update(started=now, printed=-1)
+        step["fraction"] = p.fraction
         pct = int(p.fraction * 100)
-        if pct // 5 != last[0] // 5 and p.fraction > 0:
-            last[0] = pct
-            elapsed = time.monotonic() - started
-            left = elapsed / p.fraction * (1 - p.fraction)
-            _print(f"  {pct:3d}%  {p.message}  ({elapsed / 60:.0f} min so far, about {left / 60:.0f} min left)")
+        if pct // 5 != step["printed"] // 5 and p.fraction > 0:
+            step["printed"] = pct
+            left = (now - step["started"]) / p.fraction * (1 - p.fraction)
+            _print(f"  {pct:3d}%  {p.message}  ({(now - started) / 60:.0f} min so far, about {left / 60:.0f} min "
+                   f"left in this step)")
 
     _print(f"calibrating {model_id}: {crops} crops of each photo in the calibration split of {real_dir} "
            f"({'GPU' if cuda_usable() else 'CPU'}); the time left is estimated from the samples done so far")
     pool = real_pool(real_dir, plan, max_images)
     samples = None
     if generated:
-        samples = [Sample(f"generated/{p.name}", load_evidence(p).rgb, "given", pixel_traces(load_evidence(p).rgb).condition)
-                   for p in iter_image_files([generated])[0][:max_images]]
+        rgbs = [(p.name, load_evidence(p).rgb) for p in iter_image_files([generated])[0][:max_images]]
+        samples = [Sample(f"generated/{name}", rgb, "given", pixel_traces(rgb).condition) for name, rgb in rgbs]
     autoencoder = OnnxAutoencoder(model)
     calibrations = []
     for method in methods:
