@@ -447,11 +447,12 @@ class Case:
                             parameters=json.loads(row["parameters_json"])["method"], seconds=row["seconds"])
 
     # -- reading ----------------------------------------------------------------------------------
-    def _latest_analyses(self) -> list[sqlite3.Row]:
+    def _latest_analyses(self, only: tuple[Path, str] | None = None) -> list[sqlite3.Row]:
+        where, parameters = ("AND e.path = ? AND e.sha256 = ? ", (_path_value(only[0]), only[1])) if only else ("", ())
         return self._query(
             "SELECT a.*, e.path, e.sha256, e.facts_json, e.metadata_json FROM analyses a "
             "JOIN evidence e ON e.id = a.evidence_id "
-            "WHERE a.id = (SELECT MAX(id) FROM analyses WHERE evidence_id = e.id) ORDER BY e.id")
+            f"WHERE a.id = (SELECT MAX(id) FROM analyses WHERE evidence_id = e.id) {where}ORDER BY e.id", parameters)
 
     def _readings(self, analysis_id: int) -> list[sqlite3.Row]:
         return self._query("SELECT candidate_json, result_key FROM readings WHERE analysis_id = ? ORDER BY rank",
@@ -461,9 +462,7 @@ class Case:
         """The latest analysis of every evidence item, as it was stored (verdict, ranked candidates, maps);
         ``only``: of the one item with this (path, sha256), so a big case's maps are read one item at a time."""
         out = []
-        for row in self._latest_analyses():
-            if only is not None and (_path_of(row["path"]), row["sha256"]) != (absolute_path(only[0]), only[1]):
-                continue
+        for row in self._latest_analyses(only):
             candidates, maps = [], {}
             for reading in self._readings(row["id"]):
                 candidate = CandidateFinding(**json.loads(reading["candidate_json"]))
