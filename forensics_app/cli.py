@@ -228,12 +228,23 @@ def calibrate_model(zoo, model_id: str, real_dir: Path, methods, crops: int | No
 def cmd_zoo_calibrate(args) -> int:
     from forensics_app.core.methods import all_methods, get_method
 
-    names = [m for part in args.method for m in part.split(",") if m]
+    names = _methods(args)
     methods = [get_method(n) for n in names] if names else [m for m in all_methods().values() if m.decisive]
     calibrate_model(_zoo(args), args.id, Path(args.real), methods, args.crops, args.own, args.seed,
                     Path(args.generated) if args.generated else None, args.max_images,
                     Path(args.out) if args.out else None)
     return EXIT_OK
+
+
+def _methods(args) -> tuple[str, ...]:
+    """The method names given with --method (repeatable, comma-separated)."""
+    return tuple(m for part in args.method for m in part.split(",") if m)
+
+
+def _require_models(engine) -> None:
+    if not engine.models:
+        raise ForensicsError("No model is installed. Install a model pack: forensics-app zoo install FILE.fapack "
+                             "(or, with torch, from the model's source: forensics-app zoo install taef2 --mirror DIR)")
 
 
 def _walk_inputs(paths):
@@ -272,7 +283,9 @@ def cmd_analyze(args) -> int:
     from forensics_app.core.pipeline import AnalysisSettings, Engine, analyse_paths
     from forensics_app.core.runtime import RuntimeSettings
 
-    methods = tuple(m for part in args.method for m in part.split(",") if m) or ("aedr",)
+    from forensics_app.core.methods import DEFAULT_METHODS
+
+    methods = _methods(args) or DEFAULT_METHODS
     settings = AnalysisSettings(methods=methods, models=tuple(args.model), alpha=args.alpha,
                                 tiling=TilingSettings(max_pixels=args.max_pixels),
                                 runtime=RuntimeSettings(provider=args.provider), extractors=tuple(args.fingerprint))
@@ -280,9 +293,7 @@ def cmd_analyze(args) -> int:
     _check_outputs(args, [*walk.files, *(r.path for r in refused), *([args.case] if args.case else [])])
     zoo = _zoo(args)
     engine = Engine(zoo, settings)
-    if not engine.models:
-        raise ForensicsError("No model is installed. Install a model pack: forensics-app zoo install FILE.fapack "
-                             "(or, with torch, from the model's source: forensics-app zoo install taef2 --mirror DIR)")
+    _require_models(engine)
     for loaded in engine.models:
         side = max(settings.intake.min_side, loaded.installed.manifest.spatial_factor)
         if args.max_pixels < side * side:
@@ -371,7 +382,6 @@ def _save_maps(result, folder: Path) -> None:
 def cmd_batch(args) -> int:
     """`analyze` for archives, on Ray Data (forensics_app/batch/): resumable, one JSON line per image."""
     import dataclasses
-    import time as _time
 
     from forensics_app.batch.folder import BATCH_SCHEMA, BatchFolder, analysis_identity, failure_line
     from forensics_app.core.files import printable
@@ -383,7 +393,9 @@ def cmd_batch(args) -> int:
     except ImportError as exc:
         raise ForensicsError(f"The batch command needs Ray ({exc}). Install it with: pip install "
                              "'forensics-app[batch]' (scripts/setup.sh does).") from None
-    methods = tuple(m for part in args.method for m in part.split(",") if m) or ("aedr",)
+    from forensics_app.core.methods import DEFAULT_METHODS
+
+    methods = _methods(args) or DEFAULT_METHODS
     settings = AnalysisSettings(methods=methods, models=tuple(args.model), alpha=args.alpha,
                                 runtime=RuntimeSettings(provider=args.provider))
     walk, refused, left_out = _walk_inputs(args.paths)
@@ -396,8 +408,7 @@ def cmd_batch(args) -> int:
     zoo = _zoo(args)
     # the driver only describes the analysis (models, hashes, calibrations): its sessions never run, so CPU
     engine = Engine(zoo, dataclasses.replace(settings, runtime=RuntimeSettings(provider="cpu")))
-    if not engine.models:
-        raise ForensicsError("No model is installed. Run: forensics-app zoo install taef2 --mirror DIR")
+    _require_models(engine)
     run_info = engine.run_info()
     run_info["settings"]["provider"] = args.provider
     del run_info["providers"]  # the actors' providers: each reading records its own, the summary lists them
@@ -424,7 +435,7 @@ def cmd_batch(args) -> int:
             if started:
                 ray_pipeline.ray.shutdown()
         summary = {"schema": f"{BATCH_SCHEMA}/summary",
-                   "finished": _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime()),
+                   "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "address": args.address or "local", "files": len(walk.files) + len(refused),
                    "analysed_now": progress.analysed, "already_in_folder": progress.known,
                    "same_bytes_again": progress.duplicates, "failed_now": progress.failed + len(refused),

@@ -179,10 +179,6 @@ def iter_findings(root: str | Path) -> Iterator[dict]:
     yield from _iter_valid_lines(Path(root) / FINDINGS)
 
 
-def iter_failures(root: str | Path) -> Iterator[dict]:
-    yield from _iter_valid_lines(Path(root) / FAILURES)
-
-
 def merge_into_case(root: str | Path, case, run_info: dict, new_failures: Iterable[tuple[Path, str]] = (),
                     on_item: Callable[[], None] = lambda: None) -> tuple[int, int]:
     """Store every finding of the folder in the case (those the case already holds unchanged are not
