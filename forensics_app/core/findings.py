@@ -53,6 +53,13 @@ class CandidateFinding:
     def p_real_text(self, ascii_only: bool = False) -> str:
         return p_value_text(self.p_real, (self.calibration or {}).get("n_real"), ascii_only=ascii_only)
 
+    def p_own_cell(self) -> str:
+        """p_own with its plain reading under it ("0.82" / "fits its outputs"), as tables show it."""
+        return _under(self.p_own_text(), self.p_own_reading())
+
+    def p_real_cell(self) -> str:
+        return _under(self.p_real_text(), self.p_real_reading())
+
     def p_own_reading(self) -> str:
         """p_own in two or three plain words, judged as the decision rule judged it ("" without a rule)."""
         alpha = ((self.calibration or {}).get("rule") or {}).get("alpha")
@@ -108,14 +115,23 @@ def p_value_text(p: float | None, samples: int | None, digits: int = 3, ascii_on
     """
     if p is None:
         return "-" if ascii_only else "–"
-    if samples and p <= (1.0 / (samples + 1)) * (1 + 1e-9):
+    if _at_floor(p, samples):
         return ("<= " if ascii_only else _AT_MOST) + f"{_round_up(1.0 / (samples + 1), digits):.{digits}g}"
     return f"{p:.{digits}g}"
 
 
+def _under(text: str, reading: str) -> str:
+    return f"{text}\n{reading}" if reading else text
+
+
+def _at_floor(p: float, samples: int | None) -> bool:
+    """Whether p is the smallest value (1 + 0) / (n + 1) that n calibration samples can give."""
+    return bool(samples) and p <= (1.0 / (samples + 1)) * (1 + 1e-9)
+
+
 def _share(p: float, samples: int | None) -> str:
     """A p-value as a share of samples: "about 4 in 100", or at the floor "none of 999"."""
-    if samples and p <= (1.0 / (samples + 1)) * (1 + 1e-9):
+    if _at_floor(p, samples):
         return f"none of {samples}"
     if p >= 0.01:
         return f"about {round(p * 100)} in 100"

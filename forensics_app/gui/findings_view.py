@@ -92,8 +92,8 @@ class FindingsPanel(QWidget):
         self.table.setRowCount(len(findings.candidates))
         for row, c in enumerate(findings.candidates):
             wrong = c.wrong_generator_text() if c.decisive else ""  # in the tooltip: the table fits a laptop
-            cells = (f"{c.model_name}\n{c.method}", f"{c.score:.4g}", _with_reading(c.p_own_text(), c.p_own_reading()),
-                     _with_reading(c.p_real_text(), c.p_real_reading()), c.status)
+            cells = (f"{c.model_name}\n{c.method}", f"{c.score:.4g}", c.p_own_cell(),
+                     c.p_real_cell(), c.status)
             threshold = f"threshold {c.threshold:.4g}" if c.threshold is not None else "no threshold"
             tips = (f"{c.model}: {c.method_title}" + ("" if c.decisive else " (shown for comparison, never votes)"),
                     "", c.p_own_sentence(), c.p_real_sentence(),
@@ -122,8 +122,3 @@ class FindingsPanel(QWidget):
         rows = self.table.selectionModel().selectedRows()
         if rows:
             self.candidate_selected.emit(rows[0].row())
-
-
-def _with_reading(p_text: str, reading: str) -> str:
-    """A p-value with its plain reading under it ("≤ 0.001" / "rare for real photos")."""
-    return f"{p_text}\n{reading}" if reading else p_text

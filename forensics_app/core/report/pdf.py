@@ -114,10 +114,6 @@ def _verdict_cell(label: str) -> str:
     return _verdict_title(label)
 
 
-def _p_cell(text: str, reading: str) -> str:
-    return f"{text}\n{reading}" if reading else text
-
-
 _GRID = [("GRID", (0, 0), (-1, -1), 0.4, colors.Color(0.7, 0.7, 0.7)),
          ("VALIGN", (0, 0), (-1, -1), "TOP"),
          ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
@@ -222,8 +218,8 @@ class _Builder:
                 _p(f"{f.sha256[:32]}\n{f.sha256[32:]}", self.mono),
                 _p(_verdict_cell(f.verdict.label), self.cell_bold),
                 _p(f"{top.model_name}\n{top.method} · {top.status}" if top else "none", self.cell),
-                _p(f"p_own {_p_cell(top.p_own_text(), top.p_own_reading())}\n"
-                   f"p_real {_p_cell(top.p_real_text(), top.p_real_reading())}" if top else "–", self.cell)])
+                _p(f"p_own {top.p_own_cell()}\n"
+                   f"p_real {top.p_real_cell()}" if top else "–", self.cell)])
         widths = [8 * mm, 34 * mm, 46 * mm, 34 * mm, 30 * mm]
         widths.append(FRAME_W - sum(widths))
         story = [_p("Summary of findings", self.h1),
@@ -317,8 +313,8 @@ class _Builder:
         for rank, c in enumerate(f.candidates, 1):
             rows.append([_p(str(rank), self.cell), _p(f"{c.model_name}\n({c.model})", self.cell),
                          _p(c.method + ("" if c.decisive else " (shown for comparison: does not vote)"), self.cell),
-                         _p(_num(c.score, 5), self.cell), _p(_p_cell(c.p_own_text(), c.p_own_reading()), self.cell),
-                         _p(_p_cell(c.p_real_text(), c.p_real_reading()), self.cell),
+                         _p(_num(c.score, 5), self.cell), _p(c.p_own_cell(), self.cell),
+                         _p(c.p_real_cell(), self.cell),
                          _p(_num(c.threshold, 4), self.cell),
                          _p(c.status, self.cell_bold if c.decisive else self.cell)])
         widths = [7 * mm, 32 * mm, 27 * mm, 21 * mm, 23 * mm, 23 * mm, 19 * mm]
