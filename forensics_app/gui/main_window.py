@@ -585,7 +585,8 @@ class MainWindow(QMainWindow):
             self.zoo_dialog = ZooDialog(Zoo(self.preferences.home), self)
             self.zoo_dialog.zoo_changed.connect(lambda: self.worker.configure(self.preferences))
             self.zoo_dialog.install_finished.connect(self._model_installed)
-        self.zoo_dialog.refresh()
+        else:  # a new dialog has just read the zoo
+            self.zoo_dialog.refresh()
         self.zoo_dialog.open()
         return self.zoo_dialog
 
@@ -621,9 +622,11 @@ class MainWindow(QMainWindow):
         return dialog
 
     def apply_preferences(self, preferences: Preferences) -> None:
+        analysis = lambda p: (p.home, p.analysis_settings())
+        if analysis(preferences) != analysis(self.preferences):  # view-only settings need no new engine
+            self.worker.configure(preferences)
         self.preferences = preferences
         preferences.save(self.store)
-        self.worker.configure(preferences)
         self.image_panel.set_colour_scale(preferences.colour_scale)
         self.log(f"Settings changed: {preferences}")
 

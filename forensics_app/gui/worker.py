@@ -202,7 +202,7 @@ class AnalysisWorker(QThread):
             self._run_info = engine.run_info()
             self.engine_ready.emit()
             self.log.emit(f"Models loaded: {', '.join(m.id for m in engine.models)} "
-                          f"({', '.join(engine.run_info()['providers'])}); "
+                          f"({', '.join(self._run_info['providers'])}); "
                           f"false-attribution rate {engine.settings.alpha:g}.")
         return self._engine
 
