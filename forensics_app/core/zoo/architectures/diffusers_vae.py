@@ -15,6 +15,7 @@ huge channel counts therefore costs nothing and is refused, instead of allocatin
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from torch import nn
 
 from forensics_app.core.errors import ZooError
 from forensics_app.core.evidence import sha256_of_file
+from forensics_app.core.files import NotARegularFile, open_regular_file, read_regular_file
 from forensics_app.core.zoo.manifest import Manifest, WeightFile
 from forensics_app.core.zoo.weights import load_state_dict
 
@@ -88,21 +90,13 @@ def _latent_of(encoded):
 
 
 # -- checks before anything is built ------------------------------------------------------------
-def _regular_file(path: Path, what: str) -> Path:
-    """Refuse anything but a regular file (a FIFO or device would block or never end when read)."""
-    if not path.is_file():
-        raise ZooError(f"{path} is not a regular file; the {what} must be one.")
-    return path
-
-
 def read_config(path: Path) -> dict:
     """config.json as a checked dict: a JSON object, a supported ``_class_name``, plain values of sane size."""
-    _regular_file(path, "diffusers config.json")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ZooError(f"{path} is {path.stat().st_size} bytes; a diffusers config is a few kilobytes.")
+    # checked on the open file, so a FIFO or device swapped in after a look at the path cannot block the read
+    data = read_regular_file(path, MAX_CONFIG_BYTES, "diffusers config.json", error=ZooError)
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        config = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ZooError(f"{path} is not a readable diffusers config.json ({exc}).") from None
     if not isinstance(config, dict):
         raise ZooError(f"{path} must hold a JSON object (a diffusers config), not a {type(config).__name__}.")
@@ -133,14 +127,16 @@ def _check_value(value, where: str, depth: int) -> None:
 
 def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape, read from the safetensors header alone (no tensor data is read)."""
-    _regular_file(path, "safetensors weight file")
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        length = struct.unpack("<Q", head)[0] if len(head) == 8 else None
-        if length is None or length > min(MAX_HEADER_BYTES, size - 8):
-            raise ZooError(f"{path.name} is not a valid safetensors file (bad header length).")
-        raw = fh.read(length)
+    try:
+        with open_regular_file(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(8)
+            length = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+            if length is None or length > min(MAX_HEADER_BYTES, size - 8):
+                raise ZooError(f"{path.name} is not a valid safetensors file (bad header length).")
+            raw = fh.read(length)
+    except (NotARegularFile, FileNotFoundError):
+        raise ZooError(f"{path} is not a regular file; the safetensors weight file must be one.") from None
     try:
         header = json.loads(raw)
         return {name: tuple(int(d) for d in entry["shape"]) for name, entry in header.items()
