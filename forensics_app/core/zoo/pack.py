@@ -41,9 +41,9 @@ from pathlib import Path
 from forensics_app import __version__
 from forensics_app.core.errors import ZooError
 from forensics_app.core.evidence import sha256_of_file
-from forensics_app.core.files import check_output_path
+from forensics_app.core.files import atomic_output, check_output_path
 from forensics_app.core.zoo.manifest import check_safe_name, parse_manifest, shipped_manifests
-from forensics_app.core.zoo.store import InstalledModel, Zoo, model_hash_of
+from forensics_app.core.zoo.store import InstalledModel, Zoo, model_hash_of, write_receipt
 
 PACK_FORMAT = "forensics-app/model-pack/1"
 PACK_SUFFIX = ".fapack"
@@ -91,18 +91,12 @@ def make_pack(zoo: Zoo, model_id: str, out: Path, log=lambda message: None) -> P
              "model_hash": model.model_hash, "files": files,
              "made_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "made_with": {"forensics_app": __version__, "python": sys.version.split()[0]}}
-    tmp = out.with_name(out.name + ".partial")
-    try:
-        with zipfile.ZipFile(tmp, "w") as archive:
-            archive.writestr(INDEX, json.dumps(index, indent=2, sort_keys=True), zipfile.ZIP_DEFLATED)
-            for name, path in members.items():
-                # ONNX weights barely compress; storing them keeps packing and installing fast
-                method = zipfile.ZIP_STORED if name.endswith(".onnx") else zipfile.ZIP_DEFLATED
-                archive.write(path, name, method)
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(out) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        archive.writestr(INDEX, json.dumps(index, indent=2, sort_keys=True), zipfile.ZIP_DEFLATED)
+        for name, path in members.items():
+            # ONNX weights barely compress; storing them keeps packing and installing fast
+            method = zipfile.ZIP_STORED if name.endswith(".onnx") else zipfile.ZIP_DEFLATED
+            archive.write(path, name, method)
     info = PackInfo(out, model_id, sha256_of_file(out), files)
     log(f"{model_id}: {len(files)} files packed into {out} ({out.stat().st_size / 1e6:.1f} MB), "
         f"pack SHA-256 {info.sha256}")
@@ -139,7 +133,7 @@ def install_pack(zoo: Zoo, pack: Path, expected_sha256: str | None = None,
                            "installed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         folder = zoo.model_folder(model_id)
         _keep_from_previous_install(folder, staging, log)
-        _write_json(staging / RECEIPT, receipt)
+        write_receipt(staging / RECEIPT, receipt)
         _swap_in(staging, folder, staging_root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -348,7 +342,3 @@ def _swap_in(staging: Path, folder: Path, staging_root: Path) -> None:
         raise
     if previous is not None:
         shutil.rmtree(previous.parent, ignore_errors=True)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")

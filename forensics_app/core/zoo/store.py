@@ -163,7 +163,7 @@ class Zoo:
                                                  {w.role: staging / "weights" / w.file for w in manifest.weights})
             parity = self._export(manifest, encoder, decoder, staging, log)
             self._commit(manifest, staging, folder)
-            _write_json_atomic(folder / "receipt.json", self._receipt(manifest, folder, sources, parity))
+            write_receipt(folder / "receipt.json", self._receipt(manifest, folder, sources, parity))
         except BaseException:
             if created:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -302,7 +302,8 @@ def model_hash_of(manifest: Manifest, receipt: dict) -> str:
     return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def write_receipt(path: Path, data: dict) -> None:
+    """An install receipt, written whole or not at all (also by pack installs: the same bytes either way)."""
     tmp = path.with_suffix(".partial")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
     tmp.replace(path)
