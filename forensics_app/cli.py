@@ -127,8 +127,7 @@ def cmd_zoo_verify(args) -> int:
         problems = zoo.verify(model_id)
         bad += bool(problems)
         model = zoo.installed(model_id)
-        checked = ("ONNX files match their SHA-256; weights not installed (model pack)"
-                   if model.from_pack and not all(p.exists() for p in model.weight_paths().values())
+        checked = ("ONNX files match their SHA-256; weights not installed (model pack)" if model.lacks_weights
                    else "weights and ONNX files match their SHA-256")
         _print(f"{model_id}: " + (f"OK ({checked})" if not problems else "FAILED: " + "; ".join(problems)))
     return EXIT_SOME_FAILED if bad else EXIT_OK

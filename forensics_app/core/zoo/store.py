@@ -68,6 +68,11 @@ class InstalledModel:
         """Installed from a model pack (core/zoo/pack.py), which carries the ONNX files but not the weights."""
         return "pack" in self.receipt
 
+    @property
+    def lacks_weights(self) -> bool:
+        """Installed from a pack and without (some of) its weight files: ONNX analysis only."""
+        return self.from_pack and not all(p.exists() for p in self.weight_paths().values())
+
 
 class Zoo:
     def __init__(self, home: Path | None = None):

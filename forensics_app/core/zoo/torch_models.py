@@ -42,7 +42,7 @@ def check_ready(installed: InstalledModel) -> None:
         raise ZooError(f"{installed.id}: the deep check (inversion) optimises through the decoder with torch, which "
                        f"this installation does not include (the desktop bundle runs ONNX only). Run it with the "
                        f"development install, or leave the deep check off.")
-    if installed.from_pack and not all(p.exists() for p in installed.weight_paths().values()):
+    if installed.lacks_weights:
         raise ZooError(f"{installed.id} was installed from a model pack, which carries the ONNX files but not "
                        f"the weights the deep check (inversion) needs. Install it from its source for the deep "
                        f"check: forensics-app zoo install {installed.id}")
