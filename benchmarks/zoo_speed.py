@@ -6,7 +6,8 @@ The real weights cannot be downloaded on the machines this project is built on, 
 cost exactly what trained ones cost: each architecture is built at its real size (the configs below,
 from the published config.json files) with random weights, imported into a scratch zoo (ONNX export
 and parity check included) and timed through onnxruntime on this CPU, as the app runs it (default
-tiling). GFLOP are counted on torch's meta device (multiply-adds x 2, convolutions and matrix products).
+tiling). GFLOP are the install's count (torch's meta device at 256 px, multiply-adds x 2, convolutions and
+matrix products; receipt.json "cost") scaled by the pixel count, as the CPU time policy estimates them.
 A 1024 px run is skipped for an architecture whose 512 px check takes more than --skip-after seconds.
 """
 
@@ -91,18 +92,9 @@ def install(arch: Architecture, zoo: Zoo, scratch: Path):
 
 
 def gflop_per_check(model, side: int) -> float:
-    """Floating-point operations of two reconstructions at side x side, counted on the meta device."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from forensics_app.core.zoo.architectures import build_autoencoder
-
-    encoder, decoder = build_autoencoder(model.manifest.architecture, model.weight_paths())
-    encoder, decoder = encoder.to("meta"), decoder.to("meta")
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        decoder(encoder(torch.zeros(1, 3, side, side, device="meta")))
-    return 2 * counter.get_total_flops() / 1e9
+    """Floating-point operations of two reconstructions at side x side: the install's count (at 256 px,
+    on torch's meta device) scaled by the pixel count; attention at larger sizes costs a little more."""
+    return model.gflop_per_megapixel * side * side / 1e6
 
 
 def photo(side: int) -> np.ndarray:

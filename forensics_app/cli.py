@@ -47,6 +47,16 @@ def false_attribution_rate(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds (0 or more)")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -265,14 +275,14 @@ def _walk_inputs(paths):
 # -- analyze -----------------------------------------------------------------------------------
 def _check_outputs(args, protected) -> None:
     """--json and --pdf: refused before any work when their folder is missing or they are an input."""
-    from forensics_app.core.files import check_output_path, same_file
+    from forensics_app.core.report.export import check_report_outputs
 
-    protected = list(protected)
-    for option in ("json", "pdf"):
-        if getattr(args, option):
-            check_output_path(getattr(args, option), protected, f"--{option} output")
-    if args.json and args.pdf and same_file(args.json, args.pdf):
-        raise ForensicsError("--json and --pdf name the same file; give each its own.")
+    check_report_outputs(_path_or_none(args.pdf), _path_or_none(args.json), list(protected),
+                         ("--pdf output", "--json output"))
+
+
+def _path_or_none(text: str | None) -> Path | None:
+    return Path(text) if text else None
 
 
 def cmd_analyze(args) -> int:
@@ -286,7 +296,8 @@ def cmd_analyze(args) -> int:
 
     methods = _methods(args) or DEFAULT_METHODS
     settings = AnalysisSettings(methods=methods, models=tuple(args.model), alpha=args.alpha,
-                                tiling=TilingSettings(max_pixels=args.max_pixels),
+                                tiling=TilingSettings(max_pixels=args.max_pixels,
+                                                      cpu_seconds_per_candidate=args.cpu_seconds or None),
                                 runtime=RuntimeSettings(provider=args.provider), extractors=tuple(args.fingerprint))
     walk, refused, left_out = _walk_inputs(args.paths)
     _check_outputs(args, [*walk.files, *(r.path for r in refused), *([args.case] if args.case else [])])
@@ -346,7 +357,7 @@ def cmd_analyze(args) -> int:
         case_meta = {k: v for k, v in (("case_name", args.case_name), ("examiner", args.examiner)) if v}
         report = ReportInput(case_meta, findings, batch.failures, info, engine.calibrations_in_use(),
                              cancelled=batch.cancelled, skipped=left_out)
-        _write_report(report, args.pdf, args.json)
+        _write_report(report, args, [Path(args.case)] if args.case else [])
     return EXIT_SOME_FAILED if batch.failures else EXIT_OK
 
 
@@ -555,16 +566,12 @@ def cmd_case_note(args) -> int:
 
 
 # -- report ----------------------------------------------------------------------------------
-def _write_report(report, pdf: str | None, json_out: str | None) -> None:
-    from forensics_app.core.files import printable, write_atomically
-    from forensics_app.core.report import write_pdf
+def _write_report(report, args, protected: list[Path]) -> None:
+    from forensics_app.core.files import printable
+    from forensics_app.core.report.export import export_report
 
-    if json_out:
-        write_atomically(json_out, json.dumps(report.document(), indent=2).encode("utf-8"))
-        _print(f"findings written to {printable(json_out)}")
-    if pdf:
-        written = write_pdf(report, Path(pdf))
-        _print(f"report {written['report_id']} ({written['pages']} pages) written to {printable(pdf)}")
+    for line in export_report(report, protected, _path_or_none(args.pdf), _path_or_none(args.json)):
+        _print(printable(line))
 
 
 def cmd_report_make(args) -> int:
@@ -584,8 +591,7 @@ def cmd_report_make(args) -> int:
         report.case_meta.update(overrides)
     else:
         report = ReportInput.from_document(read_findings_document(source), overrides)
-    _check_outputs(args, [source, *(item.path for item in [*report.findings, *report.failures])])
-    _write_report(report, args.pdf, args.json)
+    _write_report(report, args, [source])
     return EXIT_OK
 
 
@@ -641,6 +647,8 @@ def cmd_fingerprint_eval(args) -> int:
 
 # -- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from forensics_app.core.imageprep import TilingSettings
+
     parser = argparse.ArgumentParser(prog="forensics-app", description=__doc__)
     parser.add_argument("--version", action="version", version=f"forensics-app {__version__}")
     parser.add_argument("--home", help="application data folder (default: $FORENSICS_APP_HOME or the user data folder)")
@@ -663,8 +671,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--alpha", type=false_attribution_rate, default=0.01,
                    help="false-attribution rate, 0 < alpha <= 0.5 (default 0.01)")
     a.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
-    a.add_argument("--max-pixels", type=positive_int, default=16_000_000,
+    a.add_argument("--max-pixels", type=positive_int, default=TilingSettings().max_pixels,
                    help="analyse at most this many pixels (centred); at least the models' smallest region")
+    a.add_argument("--cpu-seconds", type=non_negative_float, default=TilingSettings().cpu_seconds_per_candidate,
+                   help="on a CPU, a candidate whose check of a large image would take longer (estimated) analyses "
+                        "a centred part of it; 0 = no limit (default %(default)g)")
     a.add_argument("--case", help="add the evidence and findings to this case file (reuses its cached results)")
     a.add_argument("--fingerprint", action="append", default=[],
                    help="also read this learned-fingerprint extractor (shown, never votes; repeatable)")

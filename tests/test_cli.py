@@ -83,6 +83,12 @@ def test_max_pixels_must_be_a_positive_whole_number(value, tmp_path):
     assert result.returncode == 2 and "argument --max-pixels" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("value", ["-1", "inf", "soon"])
+def test_cpu_seconds_must_be_a_number_of_seconds(value, tmp_path):
+    result = run_cli(["analyze", "x.png", "--cpu-seconds", value], tmp_path)
+    assert result.returncode == 2 and "argument --cpu-seconds" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_max_pixels_below_the_models_smallest_region_is_refused(installed_zoo, tmp_path):
     image = save_png(real_crop(side=96), tmp_path / "ok.png")
     result = run_cli(["analyze", str(image), "--max-pixels", "100"], installed_zoo.home)

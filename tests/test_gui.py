@@ -228,11 +228,17 @@ def test_preferences_are_stored_and_become_analysis_settings(qtbot, window, tmp_
     dialog.alpha.setValue(0.05)
     dialog.provider.setCurrentText("cpu")
     dialog.max_megapixels.setValue(4.0)
+    dialog.cpu_seconds.setValue(0)
     dialog.accept()
     stored = Preferences.load(window.store)
-    assert (stored.alpha, stored.provider, stored.max_megapixels) == (0.05, "cpu", 4.0)
+    assert (stored.alpha, stored.provider, stored.max_megapixels, stored.cpu_seconds) == (0.05, "cpu", 4.0, 0)
     settings = stored.analysis_settings()
     assert (settings.alpha, settings.runtime.provider, settings.tiling.max_pixels) == (0.05, "cpu", 4_000_000)
+    assert settings.tiling.cpu_seconds_per_candidate is None  # 0 s: "no limit"
+    dialog = window.open_settings()
+    dialog.cpu_seconds.setValue(45)
+    dialog.accept()
+    assert Preferences.load(window.store).analysis_settings().tiling.cpu_seconds_per_candidate == 45
     assert settings.keep_reconstructions
 
 

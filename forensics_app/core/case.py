@@ -141,9 +141,10 @@ def canonical_json(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def analysis_parameters(method_parameters: dict, run_info: dict) -> dict:
-    """Everything besides model and method version that changes a method's raw result."""
-    return {"method": method_parameters, "tiling": run_info["settings"]["tiling"]}
+def analysis_parameters(method_parameters: dict, run_info: dict, region: dict) -> dict:
+    """Everything besides model and method version that changes a method's raw result (the region: the
+    same settings analyse other pixels on a CPU than on a GPU)."""
+    return {"method": method_parameters, "tiling": run_info["settings"]["tiling"], "region": region}
 
 
 def result_key(evidence_sha256: str, model_hash: str, method: str, method_version: str, parameters: dict) -> str:
@@ -382,7 +383,7 @@ class Case:
             for c in findings.candidates:
                 model = identity(c)
                 keys.append(result_key(findings.sha256, model["model_hash"], c.method, c.method_version,
-                                       analysis_parameters(c.parameters, run_info)))
+                                       analysis_parameters(c.parameters, run_info, c.region)))
                 maps = {name: array for (m, meth, name), array in findings.maps.items()
                         if (m, meth) == (c.model, c.method)}
                 conn.execute(
@@ -391,7 +392,7 @@ class Case:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET maps = excluded.maps WHERE results.maps = ?",
                     (keys[-1], findings.sha256, model["model_hash"], c.method, c.method_version,
-                     canonical_json(analysis_parameters(c.parameters, run_info)), c.score, json.dumps(c.components),
+                     canonical_json(analysis_parameters(c.parameters, run_info, c.region)), c.score, json.dumps(c.components),
                      c.provider, c.seconds, maps_to_blob(maps), finished, NO_MAPS))
             if unless_current and self.is_current(findings):
                 return False
@@ -442,9 +443,10 @@ class Case:
         if not rows:
             return None
         row = rows[0]
+        parameters = json.loads(row["parameters_json"])
         return MethodResult(row["method"], row["method_version"], "", row["score"], json.loads(row["components_json"]),
-                            maps_from_blob(row["maps"]), provider=row["provider"],
-                            parameters=json.loads(row["parameters_json"])["method"], seconds=row["seconds"])
+                            maps_from_blob(row["maps"]), provider=row["provider"], parameters=parameters["method"],
+                            seconds=row["seconds"], region=parameters["region"])
 
     # -- reading ----------------------------------------------------------------------------------
     def _latest_analyses(self, only: tuple[Path, str] | None = None) -> list[sqlite3.Row]:
@@ -554,9 +556,9 @@ class _CaseCachedEngine:
         evidence = load_evidence(path, self.engine.settings.intake)
         return self.engine.analyse_evidence(evidence, progress, cancel, self.stored_result)
 
-    def stored_result(self, sha256: str, loaded, method) -> MethodResult | None:
+    def stored_result(self, sha256: str, loaded, method, region: dict) -> MethodResult | None:
         key = result_key(sha256, loaded.installed.model_hash, method.name, method.version,
-                         analysis_parameters(parameters_for(method, loaded.installed.manifest), self.run_info))
+                         analysis_parameters(parameters_for(method, loaded.installed.manifest), self.run_info, region))
         result = self.case.cached_result(key)
         if result is None:
             self.ran_method = True

@@ -37,6 +37,7 @@ class CandidateFinding:
     parameters: dict
     seconds: float
     calibration: dict | None  # summary: sizes, data description, measured error rates
+    region: dict = field(default_factory=dict)  # the pixels this reading analysed (x, y, width, height)
 
     @property
     def attributed(self) -> bool:
@@ -91,6 +92,11 @@ class CandidateFinding:
         n = (self.calibration or {}).get("n_real")
         return (f"p_real {self.p_real_text()}: {_share(self.p_real, n)} of the real photos in the calibration "
                 f"score this low or lower" + (f" ({self.p_real_reading()})." if self.p_real_reading() else "."))
+
+    def region_text(self) -> str:
+        """The analysed pixels, e.g. "512×384 at x 256, y 128" ("–" where none were recorded)."""
+        r = self.region
+        return f"{r['width']}×{r['height']} at x {r['x']}, y {r['y']}" if r else "–"
 
     def wrong_generator_text(self) -> str:
         """How often other candidates' outputs reach this reading's threshold, e.g. "0.7% of 1200"."""
@@ -176,7 +182,7 @@ class ImageFindings:
     path: Path  # absolute (see absolute_path), so findings can be checked from any folder
     sha256: str
     facts: dict  # size, format, dimensions, mode, JPEG quality, intake notes
-    region: dict  # the analysed pixel region (x, y, width, height)
+    region: dict  # the pixels any reading analysed (x, y, width, height); each candidate's own is in it
     verdict: Verdict
     candidates: list[CandidateFinding]  # ranked, most consistent first
     metadata: dict = field(default_factory=dict)  # provenance claims

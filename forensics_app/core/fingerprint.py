@@ -137,7 +137,8 @@ def candidate_finding(extractor: Extractor, rgb01: np.ndarray, alpha: float) -> 
         parameters={"extractor": extractor.id, "patches": reading.patches, "open_set_threshold": extractor.threshold,
                     "predicted": reading.predicted},
         seconds=time.perf_counter() - started,
-        calibration={k: v for k, v in extractor.calibration.items() if not k.endswith("_quantiles")})
+        calibration={k: v for k, v in extractor.calibration.items() if not k.endswith("_quantiles")},
+        region={"x": 0, "y": 0, "width": int(rgb01.shape[1]), "height": int(rgb01.shape[0])})
 
 
 def load_extractor(manifest: Manifest, sessions: SessionCache | None = None) -> Extractor:

@@ -3,6 +3,15 @@
 Images are cropped to the model's spatial factor, analysed whole when small enough, otherwise in
 overlapping tiles whose centres are stitched back; beyond a pixel budget a centred region is analysed
 and the findings say which.
+
+CPU time policy: on a CPU a full-size VAE costs about two minutes per 512 px check, so each candidate
+run on the CPU gets a time budget. A check's cost is its floating-point operations, which scale with
+the pixel count (convolutions; counted once per model at install, zoo/store.py); at the stated CPU rate
+the budget becomes a pixel budget, and a larger image is analysed in its centred region of that many
+pixels, no fewer than about MIN_REGION_PIXELS (the calibration crops are at most 192 px, so a region is
+never smaller than what the calibration measured). The region depends only on recorded settings, the
+image's size and the model, never on how fast this machine happens to be, so a re-run elsewhere
+analyses the same pixels.
 """
 
 from __future__ import annotations
@@ -21,6 +30,11 @@ class TilingSettings:
     tile: int = 512
     overlap: int = 32  # each tile's outer overlap/2 pixels are discarded: border effects of convolutions
     max_pixels: int = 16_000_000  # beyond this, a centred region of this many pixels is analysed
+    # CPU policy: at most this many seconds per candidate, estimated at cpu_gflop_per_second (None: no limit)
+    cpu_seconds_per_candidate: float | None = 30.0
+    # what onnxruntime sustains on these convolutions on a 4-core laptop CPU (this 2-core machine, one
+    # thread per session: 58-82, benchmarks/zoo_speed.py); a faster machine can raise the seconds instead
+    cpu_gflop_per_second: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -34,14 +48,29 @@ class Region:
         return dict(self.__dict__)
 
 
-def analysis_region(height: int, width: int, factor: int, settings: TilingSettings, min_side: int) -> Region:
-    """The largest centred region that is a multiple of ``factor`` and within the pixel budget."""
+MIN_REGION_PIXELS = 256 * 256
+
+
+def cpu_pixel_budget(settings: TilingSettings, gflop_per_megapixel: float | None) -> int | None:
+    """Pixels one candidate may analyse on a CPU within the time policy (None: no limit applies, or the
+    model's cost was not recorded)."""
+    if settings.cpu_seconds_per_candidate is None or not gflop_per_megapixel:
+        return None
+    gflop = settings.cpu_seconds_per_candidate * settings.cpu_gflop_per_second
+    return max(MIN_REGION_PIXELS, int(gflop / gflop_per_megapixel * 1e6))
+
+
+def analysis_region(height: int, width: int, factor: int, settings: TilingSettings, min_side: int,
+                    pixel_budget: int | None = None) -> Region:
+    """The largest centred region that is a multiple of ``factor`` and within the pixel budget (the
+    settings' ``max_pixels``, or ``pixel_budget`` where that is smaller)."""
     h, w = height - height % factor, width - width % factor
     if min(h, w) < max(min_side, factor):
         raise EvidenceError(f"The image is {width}x{height} pixels; this model needs at least "
                             f"{max(min_side, factor)} pixels on each side.")
-    if h * w > settings.max_pixels:
-        scale = (settings.max_pixels / (h * w)) ** 0.5
+    budget = min(settings.max_pixels, pixel_budget or settings.max_pixels)
+    if h * w > budget:
+        scale = (budget / (h * w)) ** 0.5
         h = max(factor, int(h * scale) // factor * factor)
         w = max(factor, int(w * scale) // factor * factor)
     # the region starts where the stored image starts unless it had to shrink: then it is centred

@@ -23,11 +23,12 @@ from forensics_app.core.findings import (CONSISTENT, REJECTED, UNDECIDED, Candid
                                          absolute_path)
 from forensics_app.core.fingerprint import candidate_finding as fingerprint_candidate
 from forensics_app.core.fingerprint import find_extractor
-from forensics_app.core.imageprep import TilingSettings, analysis_region
+from forensics_app.core.imageprep import (MIN_REGION_PIXELS, Region, TilingSettings, analysis_region,
+                                          cpu_pixel_budget)
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
 from forensics_app.core.methods import DEFAULT_METHODS, get_method
 from forensics_app.core.methods.base import MethodResult
-from forensics_app.core.runtime import RuntimeSettings, SessionCache
+from forensics_app.core.runtime import CPU, RuntimeSettings, SessionCache
 from forensics_app.core.traces import JPEG_TRACES, pixel_traces
 from forensics_app.core.verdict import DecisionContext, decide, rank, reading_status
 from forensics_app.core.zoo.store import InstalledModel, Zoo
@@ -94,10 +95,10 @@ def load_model_calibrations(model: InstalledModel) -> tuple[dict[str, Calibratio
     return shipped | local, "; ".join(sources) or "none"
 
 
-StoredResult = Callable[[str, LoadedModel, object], MethodResult | None]
+StoredResult = Callable[[str, LoadedModel, object, dict], MethodResult | None]
 
 
-def no_stored_result(sha256: str, model: LoadedModel, method) -> None:
+def no_stored_result(sha256: str, model: LoadedModel, method, region: dict) -> None:
     return None
 
 
@@ -163,7 +164,7 @@ class Engine:
     def analyse_evidence(self, evidence: Evidence, progress: ProgressCallback = no_progress,
                          cancel: CancelToken = NEVER_CANCELLED,
                          stored_result: StoredResult = no_stored_result) -> ImageFindings:
-        """``stored_result`` may hand back an earlier MethodResult for (evidence sha256, model, method),
+        """``stored_result`` may hand back an earlier MethodResult for (evidence sha256, model, method, region),
         which is reused instead of running the method (the case file's cache); calibrated readings and
         the verdict are always worked out afresh from the current calibrations."""
         return self.conclude(evidence, self.score(evidence, progress, cancel, stored_result))
@@ -172,13 +173,13 @@ class Engine:
               cancel: CancelToken = NEVER_CANCELLED, stored_result: StoredResult = no_stored_result) -> Scored:
         """Every (model, method) result for this image, before any calibration."""
         results: list[tuple[LoadedModel, object, MethodResult]] = []
-        maps, reconstructions = {}, {}
+        maps, reconstructions, notes, regions = {}, {}, [], []
         steps = max(1, len(self.models) * len(self.methods))
-        region = None
         for i, loaded in enumerate(self.models):
             manifest = loaded.installed.manifest
-            region = analysis_region(evidence.height, evidence.width, manifest.spatial_factor,
-                                     self.settings.tiling, self.settings.intake.min_side)
+            region, note = self.candidate_region(loaded, evidence.height, evidence.width)
+            notes += [note] if note else []
+            regions.append(region)
             image = evidence.rgb01(region)
             for j, method in enumerate(self.methods):
                 cancel.raise_if_cancelled()
@@ -189,16 +190,43 @@ class Engine:
                 def method_progress(p: Progress, step=step, label=label) -> None:
                     progress(Progress((step + p.fraction) / steps, f"{label}: {p.message}"))
 
-                result = stored_result(evidence.sha256, loaded, method)
+                result = stored_result(evidence.sha256, loaded, method, region.to_dict())
                 if result is None:
                     result = method.run(image, loaded.autoencoder, self.settings.tiling, cancel, method_progress)
+                    result.region = region.to_dict()
                 results.append((loaded, method, result))
                 for name, array in result.maps.items():
                     maps[(loaded.id, method.name, name)] = array
             if self.settings.keep_reconstructions:
                 reconstructions[loaded.id] = loaded.autoencoder.reconstruct(image, self.settings.tiling, cancel)
         progress(Progress(1.0, "done"))
-        return Scored(results, maps, reconstructions, region)
+        return Scored(results, maps, reconstructions, bounding(regions), notes)
+
+    def candidate_region(self, loaded: LoadedModel, height: int, width: int) -> tuple[Region, str | None]:
+        """The pixels this candidate analyses, and why they are fewer than the image's where they are.
+
+        On a CPU the time policy (core/imageprep.py) may narrow the region to a centred part; on a GPU
+        only the settings' pixel limit applies."""
+        tiling, manifest = self.settings.tiling, loaded.installed.manifest
+        on_cpu = loaded.autoencoder.provider == CPU and tiling.cpu_seconds_per_candidate is not None
+        cost = loaded.installed.gflop_per_megapixel
+        budget = cpu_pixel_budget(tiling, cost) if on_cpu else None
+        region = analysis_region(height, width, manifest.spatial_factor, tiling, self.settings.intake.min_side, budget)
+        whole = (height - height % manifest.spatial_factor) * (width - width % manifest.spatial_factor)
+        if on_cpu and cost is None and whole > MIN_REGION_PIXELS:
+            return region, (f"{manifest.display_name}: no CPU time limit applied (its cost per pixel was not recorded "
+                            f"at install; reinstall it to record it)")
+        if region.width * region.height >= whole:
+            return region, None
+        share = f"the central {region.width}x{region.height} pixels of {width}x{height}"
+        if budget is not None and budget < tiling.max_pixels:
+            seconds = cost * region.width * region.height / 1e6 / tiling.cpu_gflop_per_second
+            return region, (f"{manifest.display_name}: analysed {share} (CPU time policy: at most "
+                            f"{tiling.cpu_seconds_per_candidate:g} s per candidate at {tiling.cpu_gflop_per_second:g} "
+                            f"GFLOP/s, estimated {seconds:.0f} s for {cost:,.0f} GFLOP per megapixel; the rest of the "
+                            f"image was not examined by this candidate: analyse on a GPU or allow more seconds)")
+        return region, (f"{manifest.display_name}: analysed {share} (limit of {tiling.max_pixels / 1e6:g} "
+                        f"megapixels per image)")
 
     def conclude(self, evidence: Evidence, scored: Scored, models: Iterable[str] | None = None) -> ImageFindings:
         """Calibrated readings and the verdict; ``models`` narrows the candidates (the benchmarks' held-out sets)."""
@@ -208,6 +236,7 @@ class Engine:
         traces = pixel_traces(evidence.rgb)
         candidates, context = calibrated_readings(results, self.settings.alpha, traces.condition,
                                                   (evidence.height, evidence.width))
+        context.notes += scored.notes
         names = {m.id: m.installed.manifest.display_name for m in self.models if m.id in keep}
         verdict = decide(candidates, self.settings.alpha, names, evidence.jpeg_quality,
                          traces.condition == JPEG_TRACES, context)
@@ -226,7 +255,15 @@ class Scored:
     results: list[tuple[LoadedModel, object, MethodResult]]
     maps: dict
     reconstructions: dict
-    region: object
+    region: Region | None  # the smallest region holding every candidate's
+    notes: list[str] = field(default_factory=list)  # why candidates analysed fewer pixels than the image's
+
+
+def bounding(regions: list[Region]) -> Region | None:
+    if not regions:
+        return None
+    x, y = min(r.x for r in regions), min(r.y for r in regions)
+    return Region(x, y, max(r.x + r.width for r in regions) - x, max(r.y + r.height for r in regions) - y)
 
 
 def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]], alpha: float, condition: str,
@@ -270,7 +307,8 @@ def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]],
             method_title=method.title, method_version=method.version, decisive=method.decisive,
             score=result.score, components=result.components, p_value=p_own, p_real=p_real,
             threshold=summary["threshold"] if summary else None, status=status,
-            provider=result.provider, parameters=result.parameters, seconds=result.seconds, calibration=summary))
+            provider=result.provider, parameters=result.parameters, seconds=result.seconds, calibration=summary,
+            region=result.region))
     context.pair_tests = pair_tests(candidates, by_method, rules)
     return candidates, context
 

@@ -159,6 +159,9 @@ def _check_shape(doc: dict) -> None:
 
     def candidate(value, where):
         _fields(value, _CANDIDATE, where)
+        _fields(value, {"region": dict}, where, required=False)  # files written before per-candidate regions
+        for key, number in value.get("region", {}).items():
+            _of_type(number, int, f"{where}.region.{key}")
         if value["calibration"] is not None:
             _fields(value["calibration"], _CALIBRATION_SUMMARY, f"{where}.calibration", required=False)
 

@@ -170,9 +170,11 @@ class ImagePanel(QWidget):
     def _show_map(self) -> None:
         if self.result is None or self.map_choice.currentIndex() < 0:
             return
-        model, _, name = key = self.map_choice.currentData()
+        model, method, name = key = self.map_choice.currentData()
         findings, display = self.result.findings, self.result.display
-        region = findings.region
+        # each candidate may have analysed its own part of the image (the CPU time policy)
+        region = next((c.region for c in findings.candidates if (c.model, c.method) == (model, method) and c.region),
+                      findings.region)
         rect = QRectF(region["x"], region["y"], region["width"], region["height"])
         shown = display.maps[key]
         levels = self.map_levels(key)

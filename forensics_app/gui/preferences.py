@@ -28,6 +28,8 @@ class Preferences:
     provider: str = "auto"  # auto | cpu | cuda
     max_megapixels: float = TilingSettings().max_pixels / 1e6  # larger images: a centred region is analysed
     alpha: float = DEFAULT_ALPHA  # false-attribution rate
+    # CPU time policy (core/imageprep.py): seconds per candidate on a CPU, 0 = no limit
+    cpu_seconds: float = TilingSettings().cpu_seconds_per_candidate
     methods: tuple[str, ...] = DEFAULT_METHODS
     extractors: tuple[str, ...] = ()  # learned-fingerprint extractors shown beside the methods (never vote)
     # candidate generators (empty = every installed one): each of k candidates is tested at alpha / k, so
@@ -46,7 +48,8 @@ class Preferences:
     def analysis_settings(self) -> AnalysisSettings:
         # keep_reconstructions: the view shows R(x) beside the evidence
         return AnalysisSettings(methods=self.methods, alpha=self.alpha, extractors=self.extractors, models=self.models,
-                                tiling=TilingSettings(max_pixels=int(self.max_megapixels * 1e6)),
+                                tiling=TilingSettings(max_pixels=int(self.max_megapixels * 1e6),
+                                                      cpu_seconds_per_candidate=self.cpu_seconds or None),
                                 runtime=RuntimeSettings(provider=self.provider), keep_reconstructions=True)
 
     @classmethod
@@ -71,6 +74,8 @@ class Preferences:
                    max_megapixels=_stored(store, "analysis/max_megapixels", default.max_megapixels, float,
                                           lambda v: 0 < v < float("inf")),
                    alpha=_stored(store, "analysis/alpha", default.alpha, float, lambda v: 0 < v < 1),
+                   cpu_seconds=_stored(store, "analysis/cpu_seconds", default.cpu_seconds, float,
+                                       lambda v: 0 <= v < float("inf")),
                    methods=names("analysis/methods", default.methods) or default.methods,
                    extractors=names("analysis/extractors", ()),
                    models=names("analysis/models", ()),
@@ -84,6 +89,7 @@ class Preferences:
         store.setValue("analysis/provider", self.provider)
         store.setValue("analysis/max_megapixels", self.max_megapixels)
         store.setValue("analysis/alpha", self.alpha)
+        store.setValue("analysis/cpu_seconds", self.cpu_seconds)
         store.setValue("analysis/methods", ",".join(self.methods))
         store.setValue("analysis/extractors", ",".join(self.extractors))
         store.setValue("analysis/models", ",".join(self.models))

@@ -48,6 +48,11 @@ class SettingsDialog(QDialog):
         self.max_megapixels.setValue(preferences.max_megapixels)
         self.max_megapixels.setToolTip("Larger images are analysed in a centred region of this many pixels "
                                        "(in tiles; pixels are never resized)")
+        self.cpu_seconds = QDoubleSpinBox(decimals=0, minimum=0.0, maximum=3600.0, singleStep=10.0, suffix=" s")
+        self.cpu_seconds.setSpecialValueText("no limit")
+        self.cpu_seconds.setValue(preferences.cpu_seconds)
+        self.cpu_seconds.setToolTip("On a CPU, a candidate whose check would take longer on a large image analyses "
+                                    "a centred part of it (the findings say which); a GPU is not limited")
         self.alpha = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.2, singleStep=0.005)
         self.alpha.setValue(preferences.alpha)
         self.alpha.setToolTip("How often a real photo may be wrongly attributed (0.01 = 1 in 100)")
@@ -79,6 +84,7 @@ class SettingsDialog(QDialog):
         form.addRow("Application folder (zoo):", home_widget)
         form.addRow("Execution provider:", self.provider)
         form.addRow("Analyse at most:", self.max_megapixels)
+        form.addRow("CPU time per candidate:", self.cpu_seconds)
         form.addRow("False-attribution rate:", self.alpha)
         form.addRow("Heat-map colour scale:", scale_row)
         form.addRow("Methods:", methods_box)
@@ -102,6 +108,7 @@ class SettingsDialog(QDialog):
         methods = tuple(name for name, box in self.methods.items() if box.isChecked())
         return Preferences(home=Path(self.home.text()), provider=self.provider.currentText(),
                            max_megapixels=self.max_megapixels.value(), alpha=self.alpha.value(),
+                           cpu_seconds=self.cpu_seconds.value(),
                            methods=methods or Preferences(home=Path()).methods,
                            extractors=tuple(name for name, box in self.extractors.items() if box.isChecked()),
                            models=self._chosen_models(), fixed_map_scale=self.fixed_map_scale.isChecked(),

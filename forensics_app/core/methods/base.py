@@ -28,6 +28,7 @@ class MethodResult:
     provider: str = ""
     parameters: dict = field(default_factory=dict)
     seconds: float = 0.0
+    region: dict = field(default_factory=dict)  # the analysed pixels (x, y, width, height of the stored image)
 
 
 class Method(Protocol):

@@ -22,18 +22,25 @@ def case_report(case, zoo, case_name: str = "", examiner: str = "") -> ReportInp
     return report
 
 
+def check_report_outputs(pdf: Path | None, json_out: Path | None, protected: list[Path],
+                         names: tuple[str, str] = ("the PDF report", "the findings JSON")) -> None:
+    """Refuse, before any work, report outputs whose folder is missing or that are a protected input (an
+    evidence file, the case), and a PDF and JSON that are one file. ``names``: the outputs as the user named
+    them (a menu's words, or a command's options)."""
+    for out, what in ((pdf, names[0]), (json_out, names[1])):
+        if out is not None:
+            check_output_path(out, protected, what)
+    if pdf is not None and json_out is not None and same_file(pdf, json_out):
+        raise ForensicsError(f"{names[0]} and {names[1]} name the same file; give each its own.")
+
+
 def export_report(report: ReportInput, protected: list[Path], pdf: Path | None = None, json_out: Path | None = None,
                   progress: ProgressCallback = no_progress) -> list[str]:
     """Write the findings JSON and/or the PDF; outputs that are a protected input (an evidence file, the
     case) are refused before anything is written. Returns one line per file written."""
     if pdf is None and json_out is None:
         raise ForensicsError("Choose where to write the report: a PDF file, a JSON file or both.")
-    protected = [*protected, *(item.path for item in [*report.findings, *report.failures])]
-    for out, what in ((pdf, "PDF report"), (json_out, "findings JSON")):
-        if out is not None:
-            check_output_path(out, protected, what)
-    if pdf is not None and json_out is not None and same_file(pdf, json_out):
-        raise ForensicsError("The PDF and the JSON name the same file; give each its own.")
+    check_report_outputs(pdf, json_out, [*protected, *(item.path for item in [*report.findings, *report.failures])])
     written = []
     if json_out is not None:
         progress(Progress(0.0, "writing the findings JSON"))

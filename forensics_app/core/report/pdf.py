@@ -328,7 +328,8 @@ class _Builder:
             parameters = "\n".join(f"{k} = {v}" for k, v in c.parameters.items()) or "none"
             runs.append([_p(c.model, self.small), _p(_method_label(c), self.small),
                          _p(components, self.small), _p(parameters, self.small),
-                         _p(f"{c.provider.replace('ExecutionProvider', '')}\n{c.seconds:.2f} s", self.small)])
+                         _p(f"{c.provider.replace('ExecutionProvider', '')}\n{c.seconds:.2f} s\n{c.region_text()}",
+                            self.small)])
         run_widths = [24 * mm, 30 * mm, 50 * mm, 46 * mm]
         run_widths.append(FRAME_W - sum(run_widths))
         return [_p("Ranked candidates", self.h2),
@@ -341,7 +342,8 @@ class _Builder:
                 _p("Method runs: measured quantities and parameters", self.h2), _table(runs, run_widths)]
 
     def heatmaps(self, f: ImageFindings) -> list:
-        top_model = f.candidates[0].model if f.candidates else None
+        top = f.candidates[0] if f.candidates else None
+        top_model = top.model if top else None
         keys = sorted(k for k in f.maps if k[0] == top_model)
         others = sorted({k[0] for k in f.maps} - {top_model})
         heading = _p("Heat maps", self.h2)
@@ -352,11 +354,11 @@ class _Builder:
                                  "are not drawn. " if recorded else "No per-pixel maps are stored with these "
                                  "findings. ") + "Make the report from the case file or with 'analyze --pdf' to "
                                 "include them.", self.small)]
-        caption = _p(f"Per-pixel evidence for the top candidate ({top_model}), computed on the analysed region "
-                        "and averaged down for print. Colour scale from 0 to the map's 99.5th percentile; brighter = "
-                        "larger change. Values are absolute pixel differences in the model's pixel range."
-                        + (f" Maps for other candidates ({', '.join(others)}) are kept in the case file."
-                           if others else ""), self.small)
+        caption = _p(f"Per-pixel evidence for the top candidate ({top_model}), computed on the pixels it analysed "
+                     f"({top.region_text()}) and averaged down for print. Colour scale from 0 to the map's 99.5th "
+                     "percentile; brighter = larger change. Values are absolute pixel differences in the model's "
+                     "pixel range." + (f" Maps for other candidates ({', '.join(others)}) are kept in the case file."
+                                       if others else ""), self.small)
         cell_w = (FRAME_W - 4 * mm) / 2
         cells, shown, titles = [], [], []
         for model, method, name in keys:

@@ -53,6 +53,10 @@ def _show(value) -> str:
     return repr(value)  # a float's repr round-trips exactly: the two numbers shown are the two compared
 
 
+# a run recorded before the CPU time policy existed analysed without it
+_BEFORE_CPU_POLICY = {"cpu_seconds_per_candidate": None}
+
+
 def settings_of(run: dict):
     """AnalysisSettings as recorded: the same methods, models, alpha, tiling and execution provider."""
     from forensics_app.core.pipeline import AnalysisSettings
@@ -61,7 +65,7 @@ def settings_of(run: dict):
     providers = set(run.get("providers", []))
     provider = "cpu" if providers == {CPU} else "cuda" if providers == {CUDA} else recorded.get("provider", "auto")
     return AnalysisSettings(methods=tuple(recorded["methods"]), models=tuple(m["id"] for m in run["models"]),
-                            alpha=recorded["alpha"], tiling=TilingSettings(**recorded["tiling"]),
+                            alpha=recorded["alpha"], tiling=TilingSettings(**(_BEFORE_CPU_POLICY | recorded["tiling"])),
                             runtime=RuntimeSettings(provider=provider),
                             extractors=tuple(recorded.get("extractors", [])))
 

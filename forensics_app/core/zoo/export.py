@@ -56,6 +56,21 @@ def export_module(module, example, path: Path, input_name: str, output_name: str
         raise ZooError(f"Export of {path.name} to ONNX failed: {type(exc).__name__}: {exc}") from exc
 
 
+def gflop_per_megapixel(encoder, decoder, factor: int) -> float:
+    """Floating-point operations (multiply-adds x 2) of one AEDR check, i.e. two reconstructions, per
+    megapixel: counted at 256 px on torch's meta device (no arithmetic is done). Moves both modules to
+    the meta device: call it last."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    side = max(256 // factor, 1) * factor
+    encoder, decoder = encoder.to("meta"), decoder.to("meta")
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        decoder(encoder(torch.zeros(1, 3, side, side, device="meta")))
+    return 2 * counter.get_total_flops() / 1e9 / (side * side / 1e6)
+
+
 def parity_max_abs_diff(module, onnx_path: Path, example) -> float:
     """Run the same random input through torch and onnxruntime (CPU) and return the max abs difference."""
     import onnxruntime as ort

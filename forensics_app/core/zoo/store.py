@@ -22,7 +22,7 @@ from pathlib import Path
 from forensics_app import __version__
 from forensics_app.core.errors import ModelNotInstalled, ZooError
 from forensics_app.core.evidence import sha256_of_file
-from forensics_app.core.zoo.export import PARITY_TOLERANCE, export_module, parity_max_abs_diff
+from forensics_app.core.zoo.export import PARITY_TOLERANCE, export_module, gflop_per_megapixel, parity_max_abs_diff
 from forensics_app.core.zoo.fetch import fetch_weight, mirror_folders
 from forensics_app.core.zoo.manifest import Manifest, check_safe_name, read_manifest, shipped_manifests
 
@@ -62,6 +62,11 @@ class InstalledModel:
 
     def calibration_folder(self) -> Path:
         return self.folder / "calibration"
+
+    @property
+    def gflop_per_megapixel(self) -> float | None:
+        """What one AEDR check costs per megapixel, counted at install (None: installed before it was)."""
+        return self.receipt.get("cost", {}).get("gflop_per_megapixel")
 
     @property
     def from_pack(self) -> bool:
@@ -167,8 +172,9 @@ class Zoo:
             encoder, decoder = build_autoencoder(manifest.architecture,
                                                  {w.role: staging / "weights" / w.file for w in manifest.weights})
             parity = self._export(manifest, encoder, decoder, staging, log)
+            cost = {"gflop_per_megapixel": gflop_per_megapixel(encoder, decoder, manifest.spatial_factor)}
             self._commit(manifest, staging, folder)
-            write_receipt(folder / "receipt.json", self._receipt(manifest, folder, sources, parity))
+            write_receipt(folder / "receipt.json", self._receipt(manifest, folder, sources, parity, cost))
         except BaseException:
             if created:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -214,7 +220,7 @@ class Zoo:
             log(f"{role}: exported to ONNX, max |ONNX - torch| = {diff:.2e}")
         return parity
 
-    def _receipt(self, manifest: Manifest, folder: Path, sources: dict, parity: dict) -> dict:
+    def _receipt(self, manifest: Manifest, folder: Path, sources: dict, parity: dict, cost: dict) -> dict:
         import onnx
         import onnxruntime
         import torch
@@ -225,7 +231,7 @@ class Zoo:
         return {
             "id": manifest.id, "model_hash": model_hash_of(manifest, {"onnx": onnx_files}), "weights": weights,
             "onnx": onnx_files,
-            "parity": parity, "installed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "parity": parity, "cost": cost, "installed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": {"forensics_app": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
                          "onnxruntime": onnxruntime.__version__, "python": sys.version.split()[0],
                          "platform": platform.platform()},
