@@ -131,6 +131,15 @@ def test_the_verdict_resolves_several_consistent_candidates_with_the_pair_test()
     assert v.label == "inconclusive" and "Model A, Model B" in v.text
 
 
+def test_resampling_traces_make_a_negative_inconclusive_but_never_an_attribution():
+    v = decide([reading("a", REJECTED)], 0.01, {"a": "Model A"}, resampled=True)
+    assert v.label == "inconclusive" and "resized" in v.text
+    assert any("resampling traces" in r for r in v.reasons)
+    assert decide([reading("a", REJECTED)], 0.01, {"a": "Model A"}).label == "not_attributed"
+    attributed = decide([reading("a", CONSISTENT)], 0.01, {"a": "Model A"}, resampled=True)
+    assert attributed.label == "attributed" and any("resampling traces" in r for r in attributed.reasons)
+
+
 def test_notes_from_the_analysis_reach_the_verdict():
     v = decide([reading("a", REJECTED)], 0.01, {"a": "Model A"}, context=DecisionContext(notes=["cropped: x"]))
     assert "cropped: x" in v.reasons

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import MIRROR, real_crop
 from forensics_app.core.calibrate import jpeg_roundtrip, resized, to_uint8
-from forensics_app.core.traces import JPEG_TRACES, NO_JPEG, pixel_traces
+from forensics_app.core.traces import JPEG_TRACES, NO_JPEG, RESAMPLING_LEVEL, pixel_traces
 
 
 def test_jpeg_traces_are_seen_in_the_pixels_whatever_the_container_and_crop():
@@ -22,6 +22,31 @@ def test_light_compression_and_downscaling_leave_no_strong_traces():
     photo = real_crop("lenna.png", side=256)
     assert pixel_traces(jpeg_roundtrip(photo, 98)).condition == NO_JPEG
     assert pixel_traces(resized(jpeg_roundtrip(photo, 60), 0.5)).condition == NO_JPEG
+
+
+def test_upscaling_leaves_resampling_traces_that_the_original_has_not(taef2):
+    photo = real_crop("lenna.png", side=256)
+    output = to_uint8(taef2.reconstruct(photo / 255.0))
+    for original in (photo, output, jpeg_roundtrip(photo, 90)):
+        assert not pixel_traces(original).resampled
+        assert pixel_traces(resized(original, 1.5)).resampled
+    assert pixel_traces(resized(output, 1.25)).resampled
+    assert pixel_traces(resized(photo, 1.5)).to_dict()["resampling_peak"] >= RESAMPLING_LEVEL
+
+
+def test_a_resized_generator_output_is_never_called_not_attributed(installed_zoo, tmp_path):
+    """TAEF2's own output, upscaled 1.5x, no longer scores as its own; the resampling traces keep the
+    negative from being read as one."""
+    from conftest import save_png
+
+    from forensics_app.core.pipeline import AnalysisSettings, Engine
+
+    engine = Engine(installed_zoo, AnalysisSettings(models=("taef2",)))
+    output = to_uint8(engine.models[0].autoencoder.reconstruct(real_crop("zebra.png", side=256) / 255.0))
+    findings = engine.analyse_file(save_png(resized(output, 1.5), tmp_path / "upscaled.png"))
+    assert findings.candidates[0].status == "rejected"  # the score alone says "not TAEF2"
+    assert findings.verdict.label == "inconclusive" and "resized" in findings.verdict.text
+    assert findings.facts["pixel_traces"]["resampled"] is True
 
 
 @pytest.fixture(scope="module")

@@ -92,8 +92,9 @@ LOOK_ALIKE_SHARE = 0.05  # other generators' outputs reaching the image's score 
 
 def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict[str, str],
            jpeg_quality: int | None = None, jpeg_traces: bool = False,
-           context: DecisionContext | None = None) -> Verdict:
-    """``jpeg_quality``: estimated from a JPEG file's tables; ``jpeg_traces``: strong JPEG traces seen in the pixels."""
+           context: DecisionContext | None = None, resampled: bool = False) -> Verdict:
+    """``jpeg_quality``: estimated from a JPEG file's tables; ``jpeg_traces``: strong JPEG traces seen in the pixels;
+    ``resampled``: resampling (interpolation) traces seen in the pixels (core/traces.py)."""
     context = context or DecisionContext()
     heavy_jpeg = jpeg_traces or (jpeg_quality is not None and jpeg_quality < HEAVY_JPEG_QUALITY)
     name = lambda m: display_names.get(m, m)
@@ -114,6 +115,10 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
         quality = f" (estimated quality {jpeg_quality})" if jpeg_quality is not None else " (seen in the pixels)"
         reasons.append(f"JPEG compression{quality} weakens autoencoder traces"
                        + ("; a negative result is not informative" if heavy_jpeg else ""))
+    if resampled:
+        reasons.append("the pixels show resampling traces (a periodic interpolation pattern): the image was resized "
+                       "or rotated after it was made, which moves a decoder's traces off its grid; a negative result "
+                       "is not informative")
 
     beaten: set[str] = set()  # candidates a pair test has already weighed against the survivor
     if len(consistent) > 1:
@@ -158,6 +163,9 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
         if heavy_jpeg:
             return Verdict(INCONCLUSIVE, None, "Inconclusive: no installed generator fits, but heavy JPEG "
                            "compression could hide one.", reasons)
+        if resampled:
+            return Verdict(INCONCLUSIVE, None, "Inconclusive: no installed generator fits, but the image was resized "
+                           "(resampling traces in its pixels), which could hide one.", reasons)
         names = ", ".join(name(m) for m in sorted(statuses))
         return Verdict(NOT_ATTRIBUTED, None, f"Not attributed: none of the installed generators ({names}) fits. This "
                        f"does not mean the image is a photograph: generators outside the zoo cannot be excluded.",
