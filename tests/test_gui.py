@@ -359,6 +359,26 @@ def test_large_images_are_shown_downsampled_at_their_stored_pixel_coordinates(qt
     assert panel.colour_bar.levels() == pytest.approx(map_display_range(error_map))
 
 
+def test_a_candidate_that_analysed_part_of_the_image_has_its_map_placed_there(qtbot):
+    """The CPU time policy narrows a costly candidate's region: its map covers that region only."""
+    configure_pyqtgraph()
+    rgb8 = np.zeros((600, 800, 3), np.uint8)
+    key = ("big-vae", "aedr", "first_reconstruction_error")
+    part = {"x": 240, "y": 176, "width": 320, "height": 248}
+    candidate = CandidateFinding("big-vae", "Big VAE", "aedr", "AEDR", "2", True, 3.0, {}, 0.5, 0.5, None,
+                                 "undecided", "CPU", {}, 30.0, None, region=part)
+    findings = ImageFindings(Path("photo.png"), "0" * 64, {"file_name": "photo.png", "width": 800, "height": 600,
+                                                           "format": "PNG"},
+                             {"x": 0, "y": 0, "width": 800, "height": 600},  # another candidate saw it all
+                             Verdict("inconclusive", None, "Inconclusive."), [candidate],
+                             maps={key: np.ones((248, 320), np.float32)})
+    panel = ImagePanel()
+    qtbot.addWidget(panel)
+    panel.show_result(AnalysedImage(findings, prepare_display(rgb8, findings), {"big-vae": "units"}))
+    placed = panel.overlay_item.mapRectToParent(panel.overlay_item.boundingRect())
+    assert placed == QRectF(240, 176, 320, 248)
+
+
 def test_the_top_ranked_candidates_map_is_shown_first(qtbot):
     configure_pyqtgraph()
     rgb8 = np.zeros((64, 64, 3), np.uint8)
