@@ -24,6 +24,8 @@ import os
 import pickle
 import sys
 import time
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +58,9 @@ def start_worker(home: Path, ids: list[str], provider: str, threads: int) -> Non
     _worker_models.update(autoencoders(home, ids, provider, threads))  # sessions made once per process
 
 
-def score_photos(photos: list[Path]) -> dict:
+def score_photos(photos: list[Path], crops: int) -> dict:
     """One share: the real samples of these photos, scored by every model."""
-    samples = real_pool(REAL, CalibrationPlan(), photos=photos)
+    samples = real_pool(REAL, replace(CalibrationPlan(), crops_per_image=crops), photos=photos)
     return {"photos": [p.name for p in photos], "ids": [s.id for s in samples],
             "histories": [s.history for s in samples], "conditions": [s.condition for s in samples],
             "scores": {m: score_samples(a, METHOD, samples).tolist() for m, a in _worker_models.items()},
@@ -75,7 +77,7 @@ def stage_real(args, ids: list[str]) -> None:
     parts = []
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers, start_worker, (args.home, ids, args.provider, 1 if args.workers > 1 else 0)) as pool:
-        results = pool.imap_unordered(score_photos, shares)
+        results = pool.imap_unordered(partial(score_photos, crops=args.crops), shares)
         try:
             while len(parts) < len(shares):
                 left = args.deadline - (time.perf_counter() - started)
@@ -170,6 +172,8 @@ def main() -> None:
                         help="real stage: leave out the photos of these real_scores.json files (done elsewhere)")
     parser.add_argument("--real", type=Path, nargs="*",
                         help="write stage: real_scores.json files to merge (default: W/real_scores.json)")
+    parser.add_argument("--crops", type=int, default=CalibrationPlan().crops_per_image,
+                        help="real stage: crops per photo (fewer: a subset of the same samples, paired by id)")
     parser.add_argument("--deadline", type=float, default=float("inf"),
                         help="seconds after which the real stage keeps only the photos done")
     args = parser.parse_args()

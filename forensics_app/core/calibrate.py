@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,8 +225,10 @@ def shifts_phase(method, autoencoder) -> bool:
 
 def real_pool_record(folder: Path, ids: list[str]) -> dict:
     """What a calibration's real side is made of, as its data record states it."""
+    per_photo = Counter(Counter(i.split("#")[0] for i in ids).values())  # crops per photo -> photos
     return {"folder": folder.name, "split": "calibration split (core/calibrate.py: in_calibration_split)",
-            "photos": len({i.split("#")[0] for i in ids}), "samples": len(ids), "histories": list(REAL_HISTORIES)}
+            "photos": len({i.split("#")[0] for i in ids}), "samples": len(ids), "histories": list(REAL_HISTORIES),
+            "photos_by_crops": {str(crops): photos for crops, photos in sorted(per_photo.items())}}
 
 
 def plan_record(plan: CalibrationPlan) -> dict:
