@@ -150,7 +150,7 @@ def test_calibrations_without_conditions_are_used_whole_and_say_no_condition():
     calibrations = shared_pool_calibrations(rng)  # no conditions recorded
     rule = family_rule(calibrations, 0.01, "clean")
     assert rule.condition is None and rule.n_real == 1500
-    assert "(clean)" not in rule.describe() and "1500 real calibration photos" in rule.describe()
+    assert "clean" not in rule.describe() and "1500 real calibration samples" in rule.describe()
 
 
 def test_only_decisive_methods_rules_reach_the_verdict(installed_zoo):
@@ -162,4 +162,4 @@ def test_only_decisive_methods_rules_reach_the_verdict(installed_zoo):
     engine = Engine(installed_zoo, AnalysisSettings(methods=("aedr", "reconstruction")))
     findings = engine.analyse_evidence(evidence_from_bytes(Path("crop.png"), buffer.getvalue()))
     assert not any(r.startswith("reconstruction:") or "272" in r for r in findings.verdict.reasons)
-    assert any("real calibration photos" in r for r in findings.verdict.reasons)  # the AEDR rule, stated once
+    assert any("real calibration samples (crops of" in r for r in findings.verdict.reasons)  # the AEDR rule, stated once

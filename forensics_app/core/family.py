@@ -62,7 +62,10 @@ class FamilyRule:
         k = len(self.candidates)
         if self.critical_p is None:
             return self.reason
-        samples = f"{self.n_real} real calibration photos" + (f" ({self.condition})" if self.condition else "")
+        ids = next((c.real_ids for c in self.calibrations.values() if c.real_ids is not None), None)
+        photos = f" of {len({str(i).split('#')[0] for i in ids})} photos" if ids is not None else ""
+        samples = (f"{self.n_real} real calibration samples (crops{photos}"
+                   + (f"; {self.condition})" if self.condition else ")"))
         note = f"; {self.reason}" if self.reason else ""
         if self.procedure == "min-p" and k == 1:
             return (f"compared with {samples}: a reading counts as consistent when p_real <= {self.critical_p:.2g}, "
