@@ -9,7 +9,7 @@ Stages, so that the long ones can run where there is hardware for them:
   shared out over ``--workers`` processes (each sample's pixels depend only on its photo and number,
   so the split changes nothing). Writes W/real_scores.json.
 - ``own``: each model's own outputs and their scores (W/<id>.own.pkl, the samples kept for ``cross``).
-- ``cross``: each model scores every other model's first ``cross_samples`` own outputs (W/<id>.cross.json).
+- ``cross``: each model scores every other model's first ``--cross-samples`` own outputs (W/<id>.cross.json).
 - ``write``: model_zoo/<id>.calibration.json: the real side from W/real_scores.json; the own and cross
   sides from W when those stages ran, else kept from the shipped file (they do not depend on the real
   pool); other methods' calibrations kept as they were.
@@ -121,7 +121,7 @@ def stage_own(args, ids: list[str]) -> None:
 
 
 def stage_cross(args, ids: list[str], all_ids: list[str]) -> None:
-    cross_samples = CalibrationPlan().cross_samples
+    cross_samples = args.cross_samples
     for model_id, autoencoder in autoencoders(args.home, ids, args.provider, 0).items():
         cross = {}
         for other in all_ids:
@@ -134,7 +134,6 @@ def stage_cross(args, ids: list[str], all_ids: list[str]) -> None:
 
 
 def stage_write(args, ids: list[str]) -> None:
-    plan = CalibrationPlan()
     parts = [json.loads(f.read_text()) for f in args.real or [args.work / "real_scores.json"]]
     real = merged(parts, calibration_split(REAL), ids)
     for model_id in ids:
@@ -149,6 +148,8 @@ def stage_write(args, ids: list[str]) -> None:
             calibration.own_conditions = np.array([s.condition for s in own["samples"]])
         if cross_file.exists():
             calibration.cross = {m: np.asarray(v) for m, v in json.loads(cross_file.read_text()).items()}
+        cross_samples = max((len(v) for v in calibration.cross.values()), default=CalibrationPlan().cross_samples)
+        plan = replace(CalibrationPlan(), cross_samples=cross_samples)
         calibration.real_scores = np.asarray(real["scores"][model_id], dtype=np.float64)
         calibration.real_conditions = np.array(real["conditions"])
         calibration.real_ids = np.array(real["ids"])
@@ -174,6 +175,8 @@ def main() -> None:
                         help="write stage: real_scores.json files to merge (default: W/real_scores.json)")
     parser.add_argument("--crops", type=int, default=CalibrationPlan().crops_per_image,
                         help="real stage: crops per photo (fewer: a subset of the same samples, paired by id)")
+    parser.add_argument("--cross-samples", type=int, default=CalibrationPlan().cross_samples,
+                        help="cross stage: how many of each other model's own outputs this model scores")
     parser.add_argument("--deadline", type=float, default=float("inf"),
                         help="seconds after which the real stage keeps only the photos done")
     args = parser.parse_args()
