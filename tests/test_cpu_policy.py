@@ -27,11 +27,11 @@ def test_the_budget_is_the_seconds_at_the_stated_rate_over_the_cost_per_pixel():
 
 
 def test_a_budgeted_region_is_centred_on_the_latent_grid_and_within_budget():
-    region = analysis_region(3000, 4000, 8, TilingSettings(), 32, pixel_budget=108_303)
+    region = analysis_region(3004, 4004, 8, TilingSettings(), 32, pixel_budget=108_303)
     assert region.width * region.height <= 108_303
-    assert region.width % 8 == region.height % 8 == 0
+    assert region.width % 8 == region.height % 8 == region.x % 8 == region.y % 8 == 0  # on the stored grid
     assert abs(region.width / region.height - 4 / 3) < 0.05
-    assert abs((region.x + region.width / 2) - 2000) <= 8 and abs((region.y + region.height / 2) - 1500) <= 8
+    assert abs((region.x + region.width / 2) - 2002) <= 8 and abs((region.y + region.height / 2) - 1502) <= 8
     # the settings' pixel limit still applies where it is the smaller one
     assert analysis_region(3000, 4000, 8, TilingSettings(max_pixels=50_000), 32, pixel_budget=108_303).width < 260
 

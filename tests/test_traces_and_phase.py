@@ -7,6 +7,7 @@ import pytest
 
 from conftest import MIRROR, real_crop
 from forensics_app.core.calibrate import jpeg_roundtrip, resized, to_uint8
+from forensics_app.core.methods.aedr import GRID_OFFSET_LEVEL
 from forensics_app.core.traces import JPEG_TRACES, NO_JPEG, RESAMPLING_LEVEL, pixel_traces
 
 
@@ -47,6 +48,41 @@ def test_a_resized_generator_output_is_never_called_not_attributed(installed_zoo
     assert findings.candidates[0].status == "rejected"  # the score alone says "not TAEF2"
     assert findings.verdict.label == "inconclusive" and "resized" in findings.verdict.text
     assert findings.facts["pixel_traces"]["resampled"] is True
+
+
+def test_the_grid_check_sees_an_output_cropped_off_its_grid_and_withholds_a_rejection(installed_zoo, tmp_path):
+    """TAEF2 is scored at its stored grid only. Its output cropped 3 pixels off the top and left keeps sides
+    that are multiples of 8, scores like a photo, and was called "not attributed"; the grid check sees that
+    another phase reconstructs better and withholds the negative. The aligned output is still attributed."""
+    from conftest import save_png
+
+    from forensics_app.core.methods.base import MethodResult
+    from forensics_app.core.pipeline import AnalysisSettings, Engine, off_grid
+
+    engine = Engine(installed_zoo, AnalysisSettings(models=("taef2",)))
+    output = to_uint8(engine.models[0].autoencoder.reconstruct(real_crop("zebra.png", side=272) / 255.0))
+    shifted = engine.analyse_file(save_png(output[3:3 + 264, 3:3 + 264], tmp_path / "shifted.png"))
+    reading = shifted.candidates[0]
+    assert reading.components["grid_offset_ratio"] < GRID_OFFSET_LEVEL
+    assert shifted.verdict.label == "inconclusive" and reading.status == "undecided"
+    # a rejection with that measurement is withheld, saying why
+    why = off_grid(engine.models[0].installed.manifest, MethodResult("aedr", "2", "taef2", 3.5, reading.components, {}),
+                   (264, 264))
+    assert "cropped off that grid" in why and f"{reading.components['grid_offset_ratio']:.2f}" in why
+    aligned = engine.analyse_file(save_png(output[:264, :264], tmp_path / "aligned.png"))
+    assert aligned.candidates[0].components["grid_offset_ratio"] > GRID_OFFSET_LEVEL
+    assert aligned.verdict.label == "attributed"
+
+
+def test_the_calibration_never_runs_the_grid_check(taef2):
+    from forensics_app.core.imageprep import TilingSettings
+    from forensics_app.core.jobs import NEVER_CANCELLED
+    from forensics_app.core.methods.aedr import METHOD
+
+    result = METHOD.run(real_crop(side=128) / 255.0, taef2, TilingSettings(), NEVER_CANCELLED)
+    assert "grid_offset_ratio" not in result.components  # score_samples calls run() only
+    METHOD.complete(result, real_crop(side=128) / 255.0, taef2, NEVER_CANCELLED)
+    assert result.components["grid_offset_ratio"] > 0
 
 
 @pytest.fixture(scope="module")

@@ -73,9 +73,10 @@ def analysis_region(height: int, width: int, factor: int, settings: TilingSettin
         scale = (budget / (h * w)) ** 0.5
         h = max(factor, int(h * scale) // factor * factor)
         w = max(factor, int(w * scale) // factor * factor)
-    # the region starts where the stored image starts unless it had to shrink: then it is centred
-    y = 0 if h >= height - factor else (height - h) // 2
-    x = 0 if w >= width - factor else (width - w) // 2
+    # the region starts where the stored image starts unless it had to shrink: then it is centred, and starts
+    # on the stored latent grid (a start off the grid would crop a generator's output off its own grid)
+    y = 0 if h >= height - factor else (height - h) // 2 // factor * factor
+    x = 0 if w >= width - factor else (width - w) // 2 // factor * factor
     return Region(x, y, w, h)
 
 

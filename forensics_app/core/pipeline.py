@@ -27,6 +27,7 @@ from forensics_app.core.imageprep import (MIN_REGION_PIXELS, Region, TilingSetti
                                           cpu_pixel_budget)
 from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback, no_progress
 from forensics_app.core.methods import DEFAULT_METHODS, get_method
+from forensics_app.core.methods.aedr import GRID_OFFSET_LEVEL
 from forensics_app.core.methods.base import MethodResult
 from forensics_app.core.runtime import CPU, RuntimeSettings, SessionCache
 from forensics_app.core.traces import JPEG_TRACES, pixel_traces
@@ -194,6 +195,8 @@ class Engine:
                 if result is None:
                     result = method.run(image, loaded.autoencoder, self.settings.tiling, cancel, method_progress)
                     result.region = region.to_dict()
+                if hasattr(method, "complete"):
+                    method.complete(result, image, loaded.autoencoder, cancel)
                 results.append((loaded, method, result))
                 for name, array in result.maps.items():
                     maps[(loaded.id, method.name, name)] = array
@@ -296,12 +299,10 @@ def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]],
                        "wrong_generator": wrong_generator_rates(loaded.id, threshold, by_method[method.name],
                                                                  rule.condition),
                        "look_alikes": look_alikes(loaded.id, result.score, by_method[method.name], rule.condition)}
-            if status == REJECTED and off_grid(manifest, result, image_size):
+            why = off_grid(manifest, result, image_size) if status == REJECTED else None
+            if why:
                 status = UNDECIDED
-                context.notes.append(
-                    f"{manifest.display_name}: the image's size ({image_size[1]}x{image_size[0]}) is not a multiple of "
-                    f"{manifest.spatial_factor}, so it was cropped or resized after generation, and this model is "
-                    f"scored at the stored grid only: a crop off its latent grid would hide it")
+                context.notes.append(f"{manifest.display_name}: {why}")
         candidates.append(CandidateFinding(
             model=loaded.id, model_name=manifest.display_name, method=method.name,
             method_title=method.title, method_version=method.version, decisive=method.decisive,
@@ -313,11 +314,21 @@ def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]],
     return candidates, context
 
 
-def off_grid(manifest, result: MethodResult, image_size: tuple[int, int]) -> bool:
-    """Sides that are not multiples of the latent grid mean a crop or resize, which a model scored at its stored
-    grid only (no phase search) would miss."""
-    searched = bool(result.components.get("phase_searched"))
-    return not searched and any(side % manifest.spatial_factor for side in image_size)
+def off_grid(manifest, result: MethodResult, image_size: tuple[int, int]) -> str | None:
+    """Why a model scored at its stored grid only (no phase search) may have missed its own output cropped
+    off that grid; None where nothing suggests it."""
+    if result.components.get("phase_searched"):
+        return None
+    if any(side % manifest.spatial_factor for side in image_size):
+        return (f"the image's size ({image_size[1]}x{image_size[0]}) is not a multiple of {manifest.spatial_factor}, "
+                f"so it was cropped or resized after generation, and this model is scored at the stored grid only: "
+                f"a crop off its latent grid would hide it")
+    ratio = result.components.get("grid_offset_ratio")
+    if ratio is not None and ratio < GRID_OFFSET_LEVEL:
+        return (f"another phase of its {manifest.spatial_factor}-pixel latent grid reconstructs the image's centre "
+                f"better than the stored one (loss ratio {ratio:.2f} < {GRID_OFFSET_LEVEL}): the image may be its "
+                f"output cropped off that grid, which this model's score (at the stored grid) would miss")
+    return None
 
 
 def pair_tests(candidates: list[CandidateFinding], by_method: dict[str, dict[str, Calibration]],

@@ -48,3 +48,6 @@ class Method(Protocol):
         Long methods report ``progress`` (fraction of this run) and check ``cancel`` between steps.
         """
         ...
+
+    # Optional: complete(result, rgb01, model, cancel) adds measurements that only the verdict uses (never
+    # the score) to a fresh or stored result; the analysis calls it, the calibration does not.
