@@ -37,6 +37,7 @@ from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
 from forensics_app.core.evidence import evidence_from_bytes  # noqa: E402
 from forensics_app.core.family import MIN_TAIL_SAMPLES  # noqa: E402
 from forensics_app.core.findings import ATTRIBUTED, INCONCLUSIVE, NOT_ATTRIBUTED  # noqa: E402
+from forensics_app.core.jobs import NEVER_CANCELLED  # noqa: E402
 from forensics_app.core.methods.base import MethodResult  # noqa: E402
 from forensics_app.core.pipeline import AnalysisSettings, Engine, Scored  # noqa: E402
 from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
@@ -110,6 +111,26 @@ def score_all(engine: Engine, items: list[dict], cache: Path) -> dict:
             print(f"  scored {len(scored)}/{len(items)} ({rate:.1f} s per image)", flush=True)
     cache.write_bytes(pickle.dumps(scored))
     return scored
+
+
+def complete_grid_checks(engine: Engine, items: list[dict], scored: dict, cache: Path) -> None:
+    """The grid check (AEDR.complete) of the models scored at their stored grid only, added to the cached
+    readings that lack it: it is measured after the score, so older caches hold the scores without it."""
+    method = engine.methods[0]
+    todo = [(item["index"], loaded) for loaded in engine.models if not loaded.installed.manifest.phase_search_patch
+            for item in items if "grid_offset_ratio" not in scored[item["index"]][loaded.id]["components"]]
+    started = time.perf_counter()
+    for n, (i, loaded) in enumerate(todo, 1):
+        evidence = evidence_from_bytes(Path(f"{i}.img"), items[i]["bytes"])
+        region, _ = engine.candidate_region(loaded, evidence.height, evidence.width)
+        cached = scored[i][loaded.id]
+        result = MethodResult(cached["method"], cached["version"], loaded.id, cached["score"],
+                              dict(cached["components"]), {})
+        method.complete(result, evidence.rgb01(region), loaded.autoencoder, NEVER_CANCELLED)
+        cached["components"] = result.components
+        if n % 50 == 0 or n == len(todo):
+            cache.write_bytes(pickle.dumps(scored))
+            print(f"  grid checks {n}/{len(todo)} ({(time.perf_counter() - started) / n:.1f} s each)", flush=True)
 
 
 def verdicts(engine: Engine, items: list[dict], scored: dict, candidates: list[str]) -> list:
@@ -193,6 +214,7 @@ def main() -> None:
     items = image_set(zoo, ids, args.per_model, args.travelled, args.seed)
     print(f"{len(items)} test images", flush=True)
     scored = score_all(engine, items, args.cache)
+    complete_grid_checks(engine, items, scored, args.cache)
     if args.score_only:
         return
     results = {}
