@@ -44,7 +44,8 @@ def test_taef2_decoded_photos_are_attributed_and_the_photos_are_not(engine, taef
     real = verdicts(engine, crops, tmp_path, "real")
     assert sum(v.label == "attributed" and v.model == "taef2" for v in own) >= 5
     assert not any(v.label == "attributed" for v in real)
-    assert sum(v.label == "not_attributed" for v in real) >= 4
+    # the grid check and resampling traces withhold some negatives (inconclusive), never attribute
+    assert sum(v.label == "not_attributed" for v in real) >= 3
 
 
 def test_jpeg_q90_keeps_decoded_images_below_their_sources(taef2, crops):
