@@ -117,11 +117,12 @@ def complete_grid_checks(engine: Engine, items: list[dict], scored: dict, cache:
     """The grid check (AEDR.complete) of the models scored at their stored grid only, added to the cached
     readings that lack it: it is measured after the score, so older caches hold the scores without it."""
     method = engine.methods[0]
-    todo = [(item["index"], loaded) for loaded in engine.models if not loaded.installed.manifest.phase_search_patch
+    todo = [(item, loaded) for loaded in engine.models if not loaded.installed.manifest.phase_search_patch
             for item in items if "grid_offset_ratio" not in scored[item["index"]][loaded.id]["components"]]
     started = time.perf_counter()
-    for n, (i, loaded) in enumerate(todo, 1):
-        evidence = evidence_from_bytes(Path(f"{i}.img"), items[i]["bytes"])
+    for n, (item, loaded) in enumerate(todo, 1):
+        i = item["index"]
+        evidence = evidence_from_bytes(Path(f"{i}.img"), item["bytes"])
         region, _ = engine.candidate_region(loaded, evidence.height, evidence.width)
         cached = scored[i][loaded.id]
         result = MethodResult(cached["method"], cached["version"], loaded.id, cached["score"],
