@@ -20,7 +20,7 @@ CROPS = [("baboon.png", 0, 0), ("barbara.png", 100, 200), ("lenna.png", 200, 200
 
 @pytest.fixture(scope="module")
 def engine(installed_zoo):
-    return Engine(installed_zoo, AnalysisSettings(methods=("aedr", "reconstruction")))
+    return Engine(installed_zoo, AnalysisSettings(models=("taef2",), methods=("aedr", "reconstruction")))
 
 
 @pytest.fixture(scope="module")

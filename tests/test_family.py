@@ -11,8 +11,8 @@ from PIL import Image
 
 from conftest import real_crop
 from forensics_app.core.calibration import Calibration
-from forensics_app.core.family import (MIN_TAIL_SAMPLES, critical_p_value, family_rule, pair_test, p_values,
-                                       wrong_generator_rates)
+from forensics_app.core.family import (MIN_TAIL_SAMPLES, PairTest, critical_p_value, family_rule, pair_test, p_values,
+                                       single_out, wrong_generator_rates)
 from forensics_app.core.findings import CONSISTENT, REJECTED, CandidateFinding
 from forensics_app.core.verdict import DecisionContext, decide
 
@@ -106,9 +106,9 @@ def test_the_test_between_look_alikes_names_the_generator_whose_outputs_fit():
     rng = np.random.default_rng(6)
     calibrations = shared_pool_calibrations(rng)
     made_by_a = pair_test("a", "b", {"a": 1.0, "b": 1.4}, calibrations, None)
-    assert made_by_a.winner == "a" and made_by_a.p_not_second <= 0.05 < made_by_a.p_not_first
-    assert pair_test("a", "b", {"a": 1.4, "b": 1.0}, calibrations, None).winner == "b"
-    assert pair_test("a", "b", {"a": 1.2, "b": 1.2}, calibrations, None).winner is None
+    assert made_by_a.winner() == "a" and made_by_a.p_not_second <= 0.05 < made_by_a.p_not_first
+    assert pair_test("a", "b", {"a": 1.4, "b": 1.0}, calibrations, None).winner() == "b"
+    assert pair_test("a", "b", {"a": 1.2, "b": 1.2}, calibrations, None).winner() is None
 
 
 def reading(model, status, score=1.0):
@@ -131,13 +131,46 @@ def test_the_verdict_resolves_several_consistent_candidates_with_the_pair_test()
     assert v.label == "inconclusive" and "Model A, Model B" in v.text
 
 
-def test_resampling_traces_make_a_negative_inconclusive_but_never_an_attribution():
+def test_a_candidate_is_singled_out_only_by_its_own_wins_against_each_other_at_a_shared_level():
+    a_beats_b = PairTest("a", "b", 0.5, 0.02, 300)  # b's outputs reach the image 2% of the time
+    b_beats_c = PairTest("b", "c", 0.6, 0.01, 300)
+    undecided_a_c = PairTest("a", "c", 0.3, 0.2, 300)
+    assert single_out(["a", "b"], [a_beats_b]).model == "a"
+    # a beat b and b beat c, but nothing says the image is unlike c's outputs relative to a
+    assert single_out(["a", "b", "c"], [a_beats_b, b_beats_c, undecided_a_c]).model is None
+    a_beats_c = PairTest("a", "c", 0.4, 0.04, 300)
+    # two tests to win: each at 0.05 / 2, and a's test against c (p = 0.04) does not reach it
+    assert single_out(["a", "b", "c"], [a_beats_b, b_beats_c, a_beats_c]).model is None
+    clear = single_out(["a", "b", "c"], [a_beats_b, b_beats_c, PairTest("a", "c", 0.4, 0.02, 300)])
+    assert clear.model == "a" and clear.level == pytest.approx(0.025) and len(clear.won) == 2
+    names = {m: m.upper() for m in "abc"}
+    v = decide([reading(m, CONSISTENT) for m in "abc"], 0.01, names,
+               context=DecisionContext(pair_tests=[a_beats_b, b_beats_c, a_beats_c]))
+    assert v.label == "inconclusive" and "A, B, C" in v.text
+
+
+def test_a_test_between_candidates_never_decides_on_the_last_of_their_outputs():
+    # 0.05 over 60 outputs leaves 3 of them under the level; 0.025 would leave 1 (p = 1/61 is all it can say)
+    assert PairTest("a", "b", 0.5, 1 / 61, 60).winner(0.05) == "a"
+    assert PairTest("a", "b", 0.5, 1 / 61, 60).winner(0.025) is None
+    assert PairTest("a", "b", 0.5, 1 / 301, 300).winner(0.025) == "a"
+    tests = [PairTest("a", "b", 0.5, 1 / 61, 60), PairTest("a", "c", 0.5, 1 / 61, 60), PairTest("b", "c", 0.3, 0.3, 60)]
+    singled = single_out(["a", "b", "c"], tests)
+    assert singled.model is None and singled.too_few == 60 and singled.needed() == 119
+    v = decide([reading(m, CONSISTENT) for m in "abc"], 0.01, {m: m.upper() for m in "abc"},
+               context=DecisionContext(pair_tests=tests))
+    assert v.label == "inconclusive" and any("need about 119 outputs" in r for r in v.reasons)
+
+
+def test_resampling_traces_withhold_both_a_negative_and_an_attribution():
     v = decide([reading("a", REJECTED)], 0.01, {"a": "Model A"}, resampled=True)
     assert v.label == "inconclusive" and "resized" in v.text
     assert any("resampling traces" in r for r in v.reasons)
     assert decide([reading("a", REJECTED)], 0.01, {"a": "Model A"}).label == "not_attributed"
-    attributed = decide([reading("a", CONSISTENT)], 0.01, {"a": "Model A"}, resampled=True)
-    assert attributed.label == "attributed" and any("resampling traces" in r for r in attributed.reasons)
+    withheld = decide([reading("a", CONSISTENT)], 0.01, {"a": "Model A"}, resampled=True)
+    assert withheld.label == "inconclusive" and withheld.model is None and "Model A" in withheld.text
+    assert "resized" in withheld.text and any("resampling traces" in r for r in withheld.reasons)
+    assert decide([reading("a", CONSISTENT)], 0.01, {"a": "Model A"}).label == "attributed"
 
 
 def test_notes_from_the_analysis_reach_the_verdict():

@@ -205,23 +205,59 @@ class PairTest:
     p_not_second: float | None
     n: int
 
-    @property
-    def winner(self) -> str | None:
-        if self.p_not_first is None or self.p_not_second is None:
+    def winner(self, level: float = PAIR_TEST_LEVEL) -> str | None:
+        """The candidate the image fits when the other's outputs would reach it at most ``level`` of the time;
+        None when the outputs are too few for the level (the decision would rest on the last of them)."""
+        if self.p_not_first is None or self.p_not_second is None or not self.can_decide(level):
             return None
-        if self.p_not_second <= PAIR_TEST_LEVEL < self.p_not_first:
+        if self.p_not_second <= level < self.p_not_first:
             return self.first
-        if self.p_not_first <= PAIR_TEST_LEVEL < self.p_not_second:
+        if self.p_not_first <= level < self.p_not_second:
             return self.second
         return None
 
-    @property
-    def loser(self) -> str | None:
-        return None if self.winner is None else (self.second if self.winner == self.first else self.first)
+    def can_decide(self, level: float) -> bool:
+        """At least MIN_TAIL_SAMPLES of the n outputs fit under the level, as for the real-photo threshold."""
+        return level * (self.n + 1) >= MIN_TAIL_SAMPLES - 1e-9
 
-    def to_dict(self) -> dict:
-        return {"first": self.first, "second": self.second, "p_not_first": self.p_not_first,
-                "p_not_second": self.p_not_second, "n": self.n, "level": PAIR_TEST_LEVEL, "winner": self.winner}
+
+@dataclass
+class SingledOut:
+    """The one of several consistent candidates that won its test against each of the others."""
+
+    model: str | None
+    level: float  # each test's level: PAIR_TEST_LEVEL shared among the tests the winner had to win
+    won: list[PairTest]  # the winner's tests (empty when none won them all)
+    too_few: int = 0  # fewest outputs a test had, when some test had too few for the level (0: none)
+
+    def needed(self) -> int:
+        """Outputs of each candidate a test needs at this level."""
+        return math.ceil(MIN_TAIL_SAMPLES / self.level - 1 - 1e-9)
+
+
+def single_out(consistent: list[str], tests: list[PairTest]) -> SingledOut:
+    """A candidate is singled out only by winning its *own* test against every other consistent candidate.
+
+    If the image was made by one of them, Y, naming another X needs X to win the test against Y, which
+    happens at most ``level`` of the time for each X; with the level shared among the m - 1 tests
+    (Bonferroni) naming a wrong one of them stays below PAIR_TEST_LEVEL. A chain of wins (X beats Y, Y
+    beats Z) says nothing about X against Z, so it singles out no one. Several decisive methods: a method's
+    test decides a pair when no other method's test favours the other candidate.
+    """
+    level = PAIR_TEST_LEVEL / max(1, len(consistent) - 1)
+    among = [t for t in tests if {t.first, t.second} <= set(consistent) and t.n]
+    too_few = min((t.n for t in among if not t.can_decide(level)), default=0)
+    for model in consistent:
+        won = []
+        for other in (o for o in consistent if o != model):
+            pair = [t for t in among if {t.first, t.second} == {model, other}]
+            winners = {t.winner(level) for t in pair} - {None}
+            if winners != {model}:
+                break
+            won += [t for t in pair if t.winner(level) == model]
+        else:
+            return SingledOut(model, level, won, too_few)
+    return SingledOut(None, level, [], too_few)
 
 
 def pair_test(first: str, second: str, scores: dict[str, float], calibrations: dict[str, Calibration],

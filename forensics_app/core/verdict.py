@@ -14,11 +14,15 @@ Decision rule (documented in the README and printed in every report):
   decisive method that ran says consistent, rejected when every one says rejected; any disagreement
   or missing calibration leaves it undecided, with the reason stated.
 - Verdict: exactly one consistent model -> attributed to it. Several -> the test between look-alike
-  candidates (on each model's own outputs) keeps the one the image fits
-  where the other's outputs would not; if none is singled out -> inconclusive, naming them. None, and
+  candidates (on each model's own outputs) singles out the one the image fits where each other's
+  outputs would not: it must win its own test against every other consistent candidate, at a level
+  shared among those tests (core/family.py single_out); if none does -> inconclusive, naming them. None, and
   every model rejected -> not attributed (unless JPEG traces make a negative uninformative ->
   inconclusive); otherwise inconclusive. An attribution states how often other candidates' outputs
-  reach the same score (the wrong-generator rate).
+  reach the same score (the wrong-generator rate). Resampling traces (core/traces.py) withhold both a
+  negative and a positive: interpolation smooths pixels as a decoder does, and the wrong-generator rate
+  was measured on outputs that were never resized (measured: a 1.5x upscale of one demo AE's output was
+  named as another; none of 54 resized outputs was named rightly).
 - Look-alike guard: the one consistent model is not named when outputs of another installed generator
   (one not already beaten in a pair test) reach the image's score under it at least LOOK_ALIKE_SHARE
   of the time: the score cannot tell that model from generators like the other, and a generator
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from forensics_app.core.family import FamilyRule, PairTest
+from forensics_app.core.family import FamilyRule, PairTest, single_out
 from forensics_app.core.findings import (
     ATTRIBUTED, CONSISTENT, INCONCLUSIVE, NOT_ATTRIBUTED, REJECTED, UNCALIBRATED, UNDECIDED, CandidateFinding,
     Verdict)
@@ -117,24 +121,30 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
                        + ("; a negative result is not informative" if heavy_jpeg else ""))
     if resampled:
         reasons.append("the pixels show resampling traces (a periodic interpolation pattern): the image was resized "
-                       "or rotated after it was made, which moves a decoder's traces off its grid; a negative result "
-                       "is not informative")
+                       "or rotated after it was made, which moves a decoder's traces off its grid: a negative result "
+                       "is not informative, and a positive one is not measured")
 
-    beaten: set[str] = set()  # candidates a pair test has already weighed against the survivor
+    beaten: set[str] = set()  # candidates the singled-out one has beaten in a test between them
     if len(consistent) > 1:
-        decided = [t for t in context.pair_tests if t.winner]
-        beaten = {t.loser for t in decided}
-        survivors = [m for m in consistent if m not in beaten]
-        for t in decided:
-            reasons.append(f"{name(t.winner)} and {name(t.loser)} were both consistent; the test between them on "
-                           f"their own outputs favours {name(t.winner)} (p = {min(t.p_not_first, t.p_not_second):.2g} "
-                           f"that {name(t.loser)} made it)")
-        if len(survivors) == 1:
-            consistent = survivors
+        singled = single_out(consistent, context.pair_tests)
+        for t in singled.won:
+            loser = t.second if t.winner(singled.level) == t.first else t.first
+            beaten.add(loser)
+            reasons.append(f"{name(singled.model)} and {name(loser)} were both consistent; the test between them on "
+                           f"their own outputs favours {name(singled.model)} (p = "
+                           f"{min(t.p_not_first, t.p_not_second):.2g} that {name(loser)} made it; level "
+                           f"{singled.level:.2g}, shared among the {len(consistent) - 1} tests it had to win)")
+        if singled.model is not None:
+            consistent = [singled.model]
         else:
+            if singled.too_few:
+                reasons.append(f"the tests between the {len(consistent)} consistent candidates, each at "
+                               f"{singled.level:.2g}, need about {singled.needed()} outputs of each generator; some "
+                               f"had {singled.too_few}, too few to decide at that level")
             names = ", ".join(name(m) for m in consistent)
-            return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with several candidates ({names}); the test "
-                           f"between them does not single one out (they may share an autoencoder).", reasons)
+            return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with several candidates ({names}); no one "
+                           f"of them wins its test against each of the others (they may share an autoencoder).",
+                           reasons)
     if len(consistent) == 1:
         model = consistent[0]
         decisive = [r for r in by_model[model] if r.decisive]
@@ -144,6 +154,11 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
             if wrong:
                 reasons.append(f"{r.method}: outputs of the other candidates reach this model's threshold "
                                f"{wrong['rate']:.1%} of the time ({wrong['n']} outputs)")
+        if resampled:
+            return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with {name(model)}, but the image was resized "
+                           f"after it was made (resampling traces in its pixels). Interpolation smooths pixels as a "
+                           f"decoder does, and no calibration measured how often other generators' resized outputs "
+                           f"reach this score, so no generator is named.", reasons)
         similar = {m: share for r in decisive for m, share in ((r.calibration or {}).get("look_alikes") or {}).items()
                    if share >= LOOK_ALIKE_SHARE and m not in beaten}
         if similar:
