@@ -188,7 +188,9 @@ def summary_lines(results: dict, k: int) -> list[str]:
     undecided = sum(round(r["inconclusive"] * r["n"]) for r in own)
     lines.append(f"with all {k} installed, own outputs inconclusive: {undecided} of {sum(r['n'] for r in own)} (the "
                  f"rule abstains where a threshold would rest on fewer than {MIN_TAIL_SAMPLES} real samples, and names "
-                 f"no generator where outputs of an installed look-alike reach the image's score)")
+                 f"no generator where outputs of an installed look-alike reach the image's score, where no one of "
+                 f"several consistent candidates wins its test against each other, or where the pixels show "
+                 f"resampling traces)")
     lines += [f"TAEF2 alone, {source}: attributed {count(r, 'right') if 'taef2' in source else count(r, 'wrong')}"
               for source, r in alone.items()]
     return lines

@@ -156,6 +156,8 @@ def stage_write(args, ids: list[str]) -> None:
         calibration.data["real"] = real_pool_record(REAL, real["ids"]) | {
             "scored_with": f"onnxruntime {', '.join(real['providers'])}"}
         calibration.data["plan"] = plan_record(plan)
+        calibration.data["cross"] = (f"first {cross_samples} own outputs of each other zoo autoencoder, scored by "
+                                     f"this model")
         save_calibrations(out, [calibration, *(c for m, c in shipped.items() if m != METHOD.name)])
         print(f"written {out}")
 
