@@ -147,6 +147,10 @@ def test_a_candidate_is_singled_out_only_by_its_own_wins_against_each_other_at_a
     v = decide([reading(m, CONSISTENT) for m in "abc"], 0.01, names,
                context=DecisionContext(pair_tests=[a_beats_b, b_beats_c, a_beats_c]))
     assert v.label == "inconclusive" and "A, B, C" in v.text
+    v = decide([reading(m, CONSISTENT) for m in "abc"], 0.01, names,
+               context=DecisionContext(pair_tests=[a_beats_b, b_beats_c, PairTest("a", "c", 0.4, 0.02, 300)]))
+    assert (v.label, v.model) == ("attributed", "a")
+    assert any("favours A" in r and "level 0.025, 0.05 shared among the 2 tests" in r for r in v.reasons)
 
 
 def test_a_test_between_candidates_never_decides_on_the_last_of_their_outputs():

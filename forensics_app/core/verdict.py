@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from forensics_app.core.family import FamilyRule, PairTest, single_out
+from forensics_app.core.family import PAIR_TEST_LEVEL, FamilyRule, PairTest, single_out
 from forensics_app.core.findings import (
     ATTRIBUTED, CONSISTENT, INCONCLUSIVE, NOT_ATTRIBUTED, REJECTED, UNCALIBRATED, UNDECIDED, CandidateFinding,
     Verdict)
@@ -127,13 +127,15 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
     beaten: set[str] = set()  # candidates the singled-out one has beaten in a test between them
     if len(consistent) > 1:
         singled = single_out(consistent, context.pair_tests)
+        shared = f", {PAIR_TEST_LEVEL:g} shared among the {len(consistent) - 1} tests it had to win" \
+            if len(consistent) > 2 else ""
         for t in singled.won:
             loser = t.second if t.winner(singled.level) == t.first else t.first
             beaten.add(loser)
             reasons.append(f"{name(singled.model)} and {name(loser)} were both consistent; the test between them on "
                            f"their own outputs favours {name(singled.model)} (p = "
                            f"{min(t.p_not_first, t.p_not_second):.2g} that {name(loser)} made it; level "
-                           f"{singled.level:.2g}, shared among the {len(consistent) - 1} tests it had to win)")
+                           f"{singled.level:.2g}{shared})")
         if singled.model is not None:
             consistent = [singled.model]
         else:
