@@ -16,10 +16,10 @@ Decision rule (documented in the README and printed in every report):
 - Verdict: exactly one consistent model -> attributed to it. Several -> the test between look-alike
   candidates (on each model's own outputs) singles out the one the image fits where each other's
   outputs would not: it must win its own test against every other consistent candidate, at a level
-  shared among those tests (core/family.py single_out); if none does -> inconclusive, naming them. None, and
+  shared among those tests, and never on the last of its outputs; if none does -> inconclusive, naming them. None, and
   every model rejected -> not attributed (unless JPEG traces make a negative uninformative ->
   inconclusive); otherwise inconclusive. An attribution states how often other candidates' outputs
-  reach the same score (the wrong-generator rate). Resampling traces (core/traces.py) withhold both a
+  reach the same score (the wrong-generator rate). Resampling traces in the pixels withhold both a
   negative and a positive: interpolation smooths pixels as a decoder does, and the wrong-generator rate
   was measured on outputs that were never resized (measured: a 1.5x upscale of one demo AE's output was
   named as another; none of 54 resized outputs was named rightly).
