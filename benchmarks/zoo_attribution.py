@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (SHARED, SKIMAGE_PHOTOS, TEST_PHOTOS, calibrated_autoencoders, crops, generated_images,  # noqa: E402
+from common import (SHARED, calibrated_autoencoders, crops, generated_images, held_out_photos,  # noqa: E402
                     print_table, write_json, zoo_with)
 
 from forensics_app.core.calibrate import jpeg_roundtrip, resized, test_split, to_uint8  # noqa: E402
@@ -57,18 +57,16 @@ def encoded(rgb8: np.ndarray, form: str) -> bytes:
     return buffer.getvalue()
 
 
-def held_out_photos() -> list[tuple[str, np.ndarray]]:
-    import skimage.data
-
-    paths = test_split(SHARED / "images" / "real" / "imagenet1k") + sorted(TEST_PHOTOS.glob("*.png"))
-    photos = [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
-    return photos + [(name, getattr(skimage.data, name)()) for name in SKIMAGE_PHOTOS]
+def test_photos() -> list[tuple[str, np.ndarray]]:
+    """imagenet1k's test split, then the other benchmarks' held-out photos (Set14, scikit-image's)."""
+    paths = test_split(SHARED / "images" / "real" / "imagenet1k")
+    return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths] + held_out_photos()
 
 
 def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) -> list[dict]:
     """(source, form, maker, bytes) for every test image, deterministic for the seed."""
     rng = np.random.default_rng(seed)
-    real = crops(held_out_photos(), SIDE, 2, rng)
+    real = crops(test_photos(), SIDE, 2, rng)
     items = [{"source": "real photos", "form": str(rng.choice(REAL_FORMS)), "maker": None, "pixels": c} for c in real]
     for model_id in ids:
         autoencoder = OnnxAutoencoder(zoo.installed(model_id))
@@ -85,7 +83,7 @@ def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) ->
     # a third crop of every test photo, drawn last so the items above keep their cache keys
     third = np.random.default_rng([seed, 3])
     items += [{"source": "real photos", "form": str(third.choice(REAL_FORMS)), "maker": None, "pixels": c}
-              for c in crops(held_out_photos(), SIDE, 1, third)]
+              for c in crops(test_photos(), SIDE, 1, third)]
     for index, item in enumerate(items):
         item["index"] = index  # the key of its scores in the cache, also in subsets of the items
         pixels = item.pop("pixels")

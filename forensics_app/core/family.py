@@ -217,7 +217,8 @@ class PairTest:
         return None
 
     def can_decide(self, level: float) -> bool:
-        """At least MIN_TAIL_SAMPLES of the n outputs fit under the level, as for the real-photo threshold."""
+        """The level spans at least MIN_TAIL_SAMPLES steps of the p-value (1/(n + 1) each), so a decision never
+        rests on the one or two most extreme of the n outputs."""
         return level * (self.n + 1) >= MIN_TAIL_SAMPLES - 1e-9
 
 

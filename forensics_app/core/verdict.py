@@ -130,7 +130,7 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
         shared = f", {PAIR_TEST_LEVEL:g} shared among the {len(consistent) - 1} tests it had to win" \
             if len(consistent) > 2 else ""
         for t in singled.won:
-            loser = t.second if t.winner(singled.level) == t.first else t.first
+            (loser,) = {t.first, t.second} - {singled.model}
             beaten.add(loser)
             reasons.append(f"{name(singled.model)} and {name(loser)} were both consistent; the test between them on "
                            f"their own outputs favours {name(singled.model)} (p = "
