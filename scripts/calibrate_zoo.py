@@ -34,12 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import SHARED, calibrated_autoencoders  # noqa: E402
 
-from forensics_app.core.calibrate import (CalibrationPlan, calibration_split, own_pool, plan_record,  # noqa: E402
-                                          real_pool, real_pool_record, score_samples, shifts_phase)
+from forensics_app.core.calibrate import (CalibrationPlan, calibration_split, own_pool, parameters_for,  # noqa: E402
+                                          plan_record, real_pool, real_pool_record, score_samples, shifts_phase)
 from forensics_app.core.calibration import Calibration, load_calibrations, save_calibrations  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD  # noqa: E402
 from forensics_app.core.runtime import RuntimeSettings, SessionCache  # noqa: E402
 from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
+from forensics_app.core.zoo.manifest import shipped_manifests  # noqa: E402
 from forensics_app.core.zoo.store import Zoo  # noqa: E402
 
 REAL = SHARED / "images" / "real" / "imagenet1k"
@@ -150,6 +151,9 @@ def stage_write(args, ids: list[str]) -> None:
             calibration.cross = {m: np.asarray(v) for m, v in json.loads(cross_file.read_text()).items()}
         cross_samples = max((len(v) for v in calibration.cross.values()), default=CalibrationPlan().cross_samples)
         plan = replace(CalibrationPlan(), cross_samples=cross_samples)
+        # the method as it scored now: a calibration keeps what it was made with, or it is not found stale
+        calibration.method_version = METHOD.version
+        calibration.parameters = parameters_for(METHOD, shipped_manifests()[model_id])
         calibration.real_scores = np.asarray(real["scores"][model_id], dtype=np.float64)
         calibration.real_conditions = np.array(real["conditions"])
         calibration.real_ids = np.array(real["ids"])
