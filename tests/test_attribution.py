@@ -88,3 +88,17 @@ def test_large_images_are_tiled_and_maps_stitched(taef2):
 def test_image_too_small_for_analysis_is_refused_clearly(engine, tmp_path):
     with pytest.raises(EvidenceError, match="pixels"):
         engine.analyse_file(save_png(real_crop(side=40), tmp_path / "tiny.png"))
+
+
+def test_luma_chroma_detail_leaves_out_what_jpeg_discards():
+    """Chroma varying pixel by pixel (removed by 4:2:0 subsampling) and luma varying smoothly over more
+    than 5 pixels do not count; luma detail finer than that does."""
+    from forensics_app.core.methods.aedr import LUMA_WEIGHTS, luma_chroma_detail
+
+    yy, xx = np.mgrid[:64, :64]
+    no_luma = np.array([1.0, -LUMA_WEIGHTS[0] / LUMA_WEIGHTS[1], 0.0], dtype=np.float32)  # R up, G down: luma 0
+    chroma_checker = ((yy + xx) % 2 * 2 - 1)[..., None] * no_luma * 0.1
+    slow_luma = np.repeat(np.sin(xx / 10.0)[..., None], 3, axis=2) * 0.1
+    fine_luma = np.repeat(((yy + xx) % 2 * 2 - 1)[..., None], 3, axis=2) * 0.1
+    assert luma_chroma_detail(chroma_checker.astype(np.float32)) < 1e-9
+    assert luma_chroma_detail(slow_luma.astype(np.float32)) < 1e-3 * luma_chroma_detail(fine_luma.astype(np.float32))
