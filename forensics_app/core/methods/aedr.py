@@ -6,10 +6,10 @@ as L2; a real photo loses much more in the first reconstruction (L1 >> L2). LOW 
 
 Smooth images reconstruct well through any autoencoder, which fools the raw ratio. The paper's fix
 multiplies the ratio by the image's GLCM homogeneity h. We measured the alternatives on held-out
-photos (benchmarks/attribution.py, table in the README) and use ratios of *detail* energies instead:
-a decoder's own traces are fine-scale (upsampling, convolution patterns), while content-level error
-is coarse, so removing each residual's local mean keeps the decoder-specific part and drops the
-content-dependent part. All forms stay computed and reported.
+photos (benchmarks/attribution.py, table in the README) and use the ratio of the *high-pass*
+residual energies instead: a decoder's own traces are fine-scale (upsampling, convolution
+patterns), while content-level error is coarse, so removing each residual's 3x3 local mean keeps
+the decoder-specific part and drops the content-dependent part. All forms stay computed and reported.
 
 Measured, not used yet (``luma_chroma_detail``): JPEG keeps chroma at half resolution (4:2:0) and
 quantises the finest luma scale hardest, so in a JPEG'd output the first residual's 3x3 RGB
