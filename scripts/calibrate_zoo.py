@@ -137,6 +137,7 @@ def stage_cross(args, ids: list[str], all_ids: list[str]) -> None:
 def stage_write(args, ids: list[str]) -> None:
     parts = [json.loads(f.read_text()) for f in args.real or [args.work / "real_scores.json"]]
     real = merged(parts, calibration_split(REAL), ids)
+    manifests = shipped_manifests()
     for model_id in ids:
         out = ROOT / "model_zoo" / f"{model_id}.calibration.json"
         shipped = load_calibrations(out)
@@ -153,7 +154,7 @@ def stage_write(args, ids: list[str]) -> None:
         plan = replace(CalibrationPlan(), cross_samples=cross_samples)
         # the method as it scored now: a calibration keeps what it was made with, or it is not found stale
         calibration.method_version = METHOD.version
-        calibration.parameters = parameters_for(METHOD, shipped_manifests()[model_id])
+        calibration.parameters = parameters_for(METHOD, manifests[model_id])
         calibration.real_scores = np.asarray(real["scores"][model_id], dtype=np.float64)
         calibration.real_conditions = np.array(real["conditions"])
         calibration.real_ids = np.array(real["ids"])

@@ -251,11 +251,10 @@ def single_out(consistent: list[str], tests: list[PairTest]) -> SingledOut:
     for model in consistent:
         won = []
         for other in (o for o in consistent if o != model):
-            pair = [t for t in among if {t.first, t.second} == {model, other}]
-            winners = {t.winner(level) for t in pair} - {None}
-            if winners != {model}:
+            decided = [(t, t.winner(level)) for t in among if {t.first, t.second} == {model, other}]
+            if {w for _, w in decided} - {None} != {model}:
                 break
-            won += [t for t in pair if t.winner(level) == model]
+            won += [t for t, w in decided if w == model]
         else:
             return SingledOut(model, level, won, too_few)
     return SingledOut(None, level, [], too_few)
