@@ -27,7 +27,7 @@ from common import ALPHA, auc, crops, generated_images, held_out_photos, print_t
 from forensics_app.core.calibrate import jpeg_roundtrip, to_uint8  # noqa: E402
 from forensics_app.core.imageprep import TilingSettings  # noqa: E402
 from forensics_app.core.jobs import NEVER_CANCELLED  # noqa: E402
-from forensics_app.core.methods.aedr import METHOD as AEDR, SCORE_FORM, SCORE_FORMS  # noqa: E402
+from forensics_app.core.methods.aedr import METHOD as AEDR, SCORE_FORMS, score_form  # noqa: E402
 from forensics_app.core.pipeline import load_model_calibrations  # noqa: E402
 from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
 from forensics_app.core.zoo.store import Zoo  # noqa: E402
@@ -63,21 +63,21 @@ def accuracy(zoo: Zoo, side: int, per_image: int, seed: int) -> dict:
             if n.startswith("other:") or n == "sd1+sd2":
                 row[f"{n} vs taef2"] = auc([fn(c) for c in comps[n]], pos)
         table[form] = row
-        rows.append([form + (" (product)" if form == SCORE_FORM else "")] + list(row.values()))
+        rows.append([form + (" (product)" if form == score_form(candidate.manifest) else "")] + list(row.values()))
     header = ["score form"] + list(next(iter(table.values())).keys())
     print_table(f"AUC, {len(real)} crops of {side}x{side} (held-out photos)", header, rows)
 
-    decisions = decision_rates(zoo, comps)
+    decisions = decision_rates(zoo, comps, score_form(candidate.manifest))
     return {"auc": table, "decision_rates": decisions, "crops": len(real), "side": side}
 
 
-def decision_rates(zoo: Zoo, comps: dict) -> dict:
+def decision_rates(zoo: Zoo, comps: dict, form: str) -> dict:
     calibrations, source = load_model_calibrations(zoo.installed(CANDIDATE))
     cal = calibrations.get("aedr")
-    if cal is None or cal.parameters.get("score_form") != SCORE_FORM:
+    if cal is None or cal.parameters.get("score_form") != form:
         print(f"\n(no matching aedr calibration installed: {source}; decision rates skipped)")
         return {}
-    fn = SCORE_FORMS[SCORE_FORM]
+    fn = SCORE_FORMS[form]
     out = {}
     for name, items in comps.items():
         statuses = statuses_alone(cal, [fn(c) for c in items])

@@ -1,7 +1,7 @@
 """Remake the shipped AEDR calibrations of the zoo's autoencoders on the shared real pool.
 
     python scripts/calibrate_zoo.py --home H --work W --stage real|own|cross|write [--models a,b]
-                                    [--workers N] [--provider auto|cpu|cuda]
+                                    [--workers N] [--provider auto|cpu|cuda] [--score-form F] [--out DIR]
 
 Stages, so that the long ones can run where there is hardware for them:
 - ``real``: the real pool (core/calibrate.py: crops of the calibration split of
@@ -12,7 +12,11 @@ Stages, so that the long ones can run where there is hardware for them:
 - ``cross``: each model scores every other model's first ``--cross-samples`` own outputs (W/<id>.cross.json).
 - ``write``: model_zoo/<id>.calibration.json: the real side from W/real_scores.json; the own and cross
   sides from W when those stages ran, else kept from the shipped file (they do not depend on the real
-  pool); other methods' calibrations kept as they were.
+  pool); other methods' calibrations kept as they were. ``--out`` writes them elsewhere (to compare
+  score forms with scripts/compare_score_forms.py before a model switches).
+
+``--score-form`` scores (and records) every stage with that AEDR score form instead of the one each
+manifest names: the way to measure another form on the calibration split before choosing it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from common import SHARED, calibrated_autoencoders  # noqa: E402
 from forensics_app.core.calibrate import (CalibrationPlan, calibration_split, own_pool, parameters_for,  # noqa: E402
                                           plan_record, real_pool, real_pool_record, score_samples, shifts_phase)
 from forensics_app.core.calibration import Calibration, load_calibrations, save_calibrations  # noqa: E402
-from forensics_app.core.methods.aedr import METHOD  # noqa: E402
+from forensics_app.core.methods.aedr import METHOD, SCORE_FORMS  # noqa: E402
 from forensics_app.core.runtime import RuntimeSettings, SessionCache  # noqa: E402
 from forensics_app.core.zoo.autoencoder import OnnxAutoencoder  # noqa: E402
 from forensics_app.core.zoo.manifest import shipped_manifests  # noqa: E402
@@ -46,17 +50,25 @@ from forensics_app.core.zoo.store import Zoo  # noqa: E402
 REAL = SHARED / "images" / "real" / "imagenet1k"
 
 
-def autoencoders(home: Path, ids: list[str], provider: str, threads: int) -> dict[str, OnnxAutoencoder]:
+def autoencoders(home: Path, ids: list[str], provider: str, threads: int,
+                 score_form: str | None) -> dict[str, OnnxAutoencoder]:
     sessions = SessionCache(RuntimeSettings(provider=provider, intra_op_threads=threads))
     zoo = Zoo(home)
-    return {model_id: OnnxAutoencoder(zoo.installed(model_id), sessions) for model_id in ids}
+    installed = {model_id: zoo.installed(model_id) for model_id in ids}
+    return {model_id: OnnxAutoencoder(replace(model, manifest=with_form(model.manifest, score_form)), sessions)
+            for model_id, model in installed.items()}
+
+
+def with_form(manifest, score_form: str | None):
+    """The manifest, read with ``score_form`` instead of the form it names (None: as it is)."""
+    return manifest if score_form is None else replace(manifest, aedr_score_form=score_form)
 
 
 _worker_models: dict[str, OnnxAutoencoder] = {}
 
 
-def start_worker(home: Path, ids: list[str], provider: str, threads: int) -> None:
-    _worker_models.update(autoencoders(home, ids, provider, threads))  # sessions made once per process
+def start_worker(home: Path, ids: list[str], provider: str, threads: int, score_form: str | None) -> None:
+    _worker_models.update(autoencoders(home, ids, provider, threads, score_form))  # sessions made once per process
 
 
 def score_photos(photos: list[Path], crops: int) -> dict:
@@ -77,7 +89,8 @@ def stage_real(args, ids: list[str]) -> None:
     started = time.perf_counter()
     parts = []
     context = multiprocessing.get_context("spawn")
-    with context.Pool(args.workers, start_worker, (args.home, ids, args.provider, 1 if args.workers > 1 else 0)) as pool:
+    with context.Pool(args.workers, start_worker, (args.home, ids, args.provider, 1 if args.workers > 1 else 0,
+                                                         args.score_form)) as pool:
         results = pool.imap_unordered(partial(score_photos, crops=args.crops), shares)
         try:
             while len(parts) < len(shares):
@@ -112,7 +125,7 @@ def merged(parts: list[dict], photos: list[Path], ids: list[str]) -> dict:
 
 def stage_own(args, ids: list[str]) -> None:
     plan = CalibrationPlan()
-    for model_id, autoencoder in autoencoders(args.home, ids, args.provider, 0).items():
+    for model_id, autoencoder in autoencoders(args.home, ids, args.provider, 0, args.score_form).items():
         started = time.perf_counter()
         own = own_pool(autoencoder, REAL, plan, shifts_phase(METHOD, autoencoder))
         scores = score_samples(autoencoder, METHOD, own)
@@ -123,7 +136,7 @@ def stage_own(args, ids: list[str]) -> None:
 
 def stage_cross(args, ids: list[str], all_ids: list[str]) -> None:
     cross_samples = args.cross_samples
-    for model_id, autoencoder in autoencoders(args.home, ids, args.provider, 0).items():
+    for model_id, autoencoder in autoencoders(args.home, ids, args.provider, 0, args.score_form).items():
         cross = {}
         for other in all_ids:
             if other != model_id:
@@ -139,8 +152,9 @@ def stage_write(args, ids: list[str]) -> None:
     real = merged(parts, calibration_split(REAL), ids)
     manifests = shipped_manifests()
     for model_id in ids:
-        out = ROOT / "model_zoo" / f"{model_id}.calibration.json"
-        shipped = load_calibrations(out)
+        shipped = load_calibrations(ROOT / "model_zoo" / f"{model_id}.calibration.json")
+        out = args.out / f"{model_id}.calibration.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
         calibration: Calibration = shipped[METHOD.name]
         own_file, cross_file = args.work / f"{model_id}.own.pkl", args.work / f"{model_id}.cross.json"
         if own_file.exists():
@@ -154,7 +168,7 @@ def stage_write(args, ids: list[str]) -> None:
         plan = replace(CalibrationPlan(), cross_samples=cross_samples)
         # the method as it scored now: a calibration keeps what it was made with, or it is not found stale
         calibration.method_version = METHOD.version
-        calibration.parameters = parameters_for(METHOD, manifests[model_id])
+        calibration.parameters = parameters_for(METHOD, with_form(manifests[model_id], args.score_form))
         calibration.real_scores = np.asarray(real["scores"][model_id], dtype=np.float64)
         calibration.real_conditions = np.array(real["conditions"])
         calibration.real_ids = np.array(real["ids"])
@@ -186,6 +200,9 @@ def main() -> None:
                         help="cross stage: how many of each other model's own outputs this model scores")
     parser.add_argument("--deadline", type=float, default=float("inf"),
                         help="seconds after which the real stage keeps only the photos done")
+    parser.add_argument("--score-form", choices=sorted(SCORE_FORMS),
+                        help="score with this AEDR form instead of each manifest's (to measure another form)")
+    parser.add_argument("--out", type=Path, default=ROOT / "model_zoo", help="write stage: where the files go")
     args = parser.parse_args()
     all_ids = calibrated_autoencoders()
     ids = [i for i in args.models.split(",") if i] or all_ids

@@ -102,3 +102,38 @@ def test_luma_chroma_detail_leaves_out_what_jpeg_discards():
     fine_luma = np.repeat(((yy + xx) % 2 * 2 - 1)[..., None], 3, axis=2) * 0.1
     assert luma_chroma_detail(chroma_checker.astype(np.float32)) < 1e-9
     assert luma_chroma_detail(slow_luma.astype(np.float32)) < 1e-3 * luma_chroma_detail(fine_luma.astype(np.float32))
+
+
+def test_each_model_is_read_with_the_score_form_its_manifest_names(taef2):
+    """The form is per decoder: the score, the recorded parameters and the calibration that matches follow
+    the manifest, and a calibration made with another form is stale."""
+    from dataclasses import replace
+
+    from forensics_app.core.calibration import calibration_for, load_calibrations
+    from forensics_app.core.methods.aedr import SCORE_FORMS
+
+    rgb = real_crop(side=96) / 255.0
+    as_shipped = AEDR.run(rgb, taef2, TilingSettings(), NEVER_CANCELLED)
+    from forensics_app.core.zoo.autoencoder import OnnxAutoencoder
+    from forensics_app.core.zoo.manifest import parse_manifest
+
+    detail = OnnxAutoencoder(replace(taef2.model, manifest=replace(taef2.manifest, aedr_score_form="luma_chroma_detail")))
+    read_for_jpeg = AEDR.run(rgb, detail, TilingSettings(), NEVER_CANCELLED)
+    assert as_shipped.score == pytest.approx(SCORE_FORMS[taef2.manifest.aedr_score_form](as_shipped.components))
+    assert read_for_jpeg.score == pytest.approx(SCORE_FORMS["luma_chroma_detail"](read_for_jpeg.components))
+    assert read_for_jpeg.score != pytest.approx(as_shipped.score)
+    assert read_for_jpeg.parameters["score_form"] == "luma_chroma_detail"
+    assert parse_manifest(detail.manifest.to_toml()).aedr_score_form == "luma_chroma_detail"  # kept on install
+    shipped = load_calibrations(taef2.manifest.shipped_calibration)
+    assert calibration_for(AEDR, as_shipped.parameters, shipped) is not None
+    assert calibration_for(AEDR, read_for_jpeg.parameters, shipped) is None
+
+
+def test_a_manifest_naming_an_unknown_score_form_is_refused_clearly(taef2):
+    from dataclasses import replace
+
+    from forensics_app.core.errors import ZooError
+
+    unknown = replace(taef2.manifest, aedr_score_form="wavelet")
+    with pytest.raises(ZooError, match="score form 'wavelet'.*does not know"):
+        AEDR.parameters_for(unknown)

@@ -11,19 +11,15 @@ residual energies instead: a decoder's own traces are fine-scale (upsampling, co
 patterns), while content-level error is coarse, so removing each residual's 3x3 local mean keeps
 the decoder-specific part and drops the content-dependent part. All forms stay computed and reported.
 
-Measured, not used yet (``luma_chroma_detail``): JPEG keeps chroma at half resolution (4:2:0) and
-quantises the finest luma scale hardest, so in a JPEG'd output the first residual's 3x3 RGB
-high-pass is partly JPEG's own noise, and after JPEG q90 the outputs of several demo AEs score like
-photos. This form takes the luma residual minus its 5x5 local mean plus the chroma residual averaged
-over 2x2 pixels minus its 3x3 local mean. On each model's real calibration pool (4,561 crops,
-threshold at its 5th-lowest real score; no phase search in that measurement), JPEG q90 outputs
-below the threshold: demo AEs 01, 02, 03, 05, 06, 07 7, 8, 7, 5, 8, 8 of 8 instead of 2, 4, 5, 2,
-4, 3; demo AE 08 8 of 8 either way; demo AE 04 0 of 8 either way (and its PNG outputs 5 instead of 8
-of 8). Other demo AEs' outputs under a model's threshold rise for some (demo AE 06: 20 of 128
-instead of 6), which the look-alike guard then has to hold back. For TAEF2 it is worse at every
-JPEG quality (its calibration outputs after JPEG q90-94: 10% instead of 45% below that threshold):
-TAEF2's traces are at the finest luma scale, which the 5x5 window removes. A model can only switch
-form with its calibration remade (the real pool scored again), so none has yet.
+Where JPEG leaves a decoder's traces (``luma_chroma_detail``): JPEG keeps chroma at half resolution
+(4:2:0) and quantises the finest luma scale hardest, so in a JPEG'd output the first residual's 3x3
+RGB high-pass is partly JPEG's own noise, and after JPEG q90 the outputs of several demo AEs score
+like photos. This form takes the luma residual minus its 5x5 local mean plus the chroma residual
+averaged over 2x2 pixels minus its 3x3 local mean. Which scales survive depends on the decoder, so
+each model is read and calibrated with the form its manifest names (``aedr_score_form``), chosen on
+its calibration split alone (scripts/choose_score_form.py, numbers in the README): TAEF2's traces
+are at the finest luma scale, which the 5x5 window removes (its calibration outputs after JPEG
+q90-94: 10% instead of 45% under its real threshold), so TAEF2 keeps ``highpass``.
 
 Latent-grid phase: a decoder's traces sit on its latent grid (every ``spatial_factor`` pixels). An
 output cropped off that grid (3 pixels off the left edge, say) no longer reconstructs as its own, and
@@ -54,6 +50,7 @@ import time
 
 import numpy as np
 
+from forensics_app.core.errors import ZooError
 from forensics_app.core.imageprep import TilingSettings
 from forensics_app.core.jobs import CancelToken, ProgressCallback, no_progress
 from forensics_app.core.methods.base import MethodResult
@@ -101,7 +98,7 @@ def mse_in_model_range(a: np.ndarray, b: np.ndarray, pixel_range: tuple[float, f
     return float(np.mean(diff * diff)), np.abs(diff).mean(axis=2).astype(np.float32)
 
 
-# Score forms measured by benchmarks/attribution.py; the product uses SCORE_FORM.
+# Score forms measured by benchmarks/attribution.py; a model uses the one its manifest names.
 SCORE_FORMS = {
     "ratio": lambda c: c["L1"] / c["L2"],
     "homogeneity": lambda c: c["L1"] * c["homogeneity"] / c["L2"],
@@ -109,7 +106,6 @@ SCORE_FORMS = {
     "highpass_homogeneity": lambda c: c["L1_highpass"] * c["homogeneity"] / c["L2_highpass"],
     "luma_chroma_detail": lambda c: c["L1_luma_chroma_detail"] / c["L2_luma_chroma_detail"],
 }
-SCORE_FORM = "highpass"
 _EPS = 1e-12  # guards a division by an exactly-zero second loss (a constant image)
 GRID_CHECK_PATCH = 64
 GRID_OFFSET_LEVEL = 0.75  # another phase reconstructing 25% better than the stored grid: possibly off-grid
@@ -125,10 +121,11 @@ class AEDR:
         "The image is passed through the candidate's autoencoder twice. An image that the candidate's "
         "decoder produced barely changes in the first pass (its first loss L1 is about as small as the "
         "second, L2), while a photograph or another generator's image loses detail in the first pass. "
-        "The score is the ratio of the fine-scale (high-pass) parts of the two losses: low for the "
-        "candidate's own outputs. Using only the fine-scale part keeps smooth images, which any "
-        "autoencoder reconstructs well, from looking consistent with every candidate.")
-    parameters = {"score_form": SCORE_FORM, "highpass_window": 3, "glcm_levels": 32}
+        "The score is the ratio of the fine-scale parts of the two losses: low for the candidate's own "
+        "outputs. Using only the fine-scale part keeps smooth images, which any autoencoder reconstructs "
+        "well, from looking consistent with every candidate. Which fine scales are used (the score form) "
+        "is set per candidate: the scales where its decoder's traces survive JPEG compression.")
+    parameters = {"highpass_window": 3, "glcm_levels": 32}
     map_titles = {"first_reconstruction_error": "|x - R(x)|: where the first reconstruction changed the image",
                   "second_reconstruction_error": "|R(x) - R(R(x))|: change in the second reconstruction"}
 
@@ -151,7 +148,8 @@ class AEDR:
             progress: ProgressCallback = no_progress) -> MethodResult:
         start = time.perf_counter()
         parts, maps, _ = self.components(rgb01, model, tiling, cancel)
-        score = float(SCORE_FORMS[SCORE_FORM](parts))
+        form = SCORE_FORMS[score_form(model.manifest)]
+        score = float(form(parts))
         phase = best_grid_phase(rgb01, model, cancel)
         parts["score_at_stored_grid"] = score
         parts["phase_searched"] = float(phase is not None)
@@ -160,7 +158,7 @@ class AEDR:
             shifted = on_grid(rgb01, phase, model.manifest.spatial_factor)
             if min(shifted.shape[:2]) >= model.manifest.spatial_factor * 4:
                 shifted_parts, shifted_maps, _ = self.components(shifted, model, tiling, cancel)
-                shifted_score = float(SCORE_FORMS[SCORE_FORM](shifted_parts))
+                shifted_score = float(form(shifted_parts))
                 parts["score_at_found_phase"] = shifted_score
                 if shifted_score < score:
                     score = shifted_score
@@ -180,7 +178,17 @@ class AEDR:
 
     def parameters_for(self, manifest) -> dict:
         """Everything that changes this model's score: a calibration made with other values is stale."""
-        return dict(self.parameters, phase_search_patch=manifest.phase_search_patch)
+        return dict(self.parameters, score_form=score_form(manifest), phase_search_patch=manifest.phase_search_patch)
+
+
+def score_form(manifest) -> str:
+    """The score form this model is read with; a manifest naming one this version lacks is an error,
+    never a silent fallback (its calibration was made with that form)."""
+    if manifest.aedr_score_form not in SCORE_FORMS:
+        raise ZooError(f"Model {manifest.id}: its manifest names the AEDR score form "
+                       f"'{manifest.aedr_score_form}', which this version does not know "
+                       f"(known: {', '.join(SCORE_FORMS)}). Update the application or reinstall the model.")
+    return manifest.aedr_score_form
 
 
 def on_grid(rgb01: np.ndarray, phase: tuple[int, int], factor: int) -> np.ndarray:

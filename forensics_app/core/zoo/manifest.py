@@ -127,6 +127,9 @@ class Manifest:
     # side of the patch AEDR tries every latent-grid phase on (0: scored at the stored grid only);
     # set per model from the measured phase recovery and cost (methods/aedr.py)
     phase_search_patch: int = 0
+    # the AEDR score form this model is read and calibrated with (methods/aedr.py SCORE_FORMS); chosen
+    # per decoder, since where its traces survive JPEG depends on the decoder
+    aedr_score_form: str = "highpass"
     demonstration: bool = False  # trained by this project for demonstration; not a public generator
     description: str = ""
     calibration_file: str | None = None  # shipped default calibration beside the manifest
@@ -163,7 +166,7 @@ class Manifest:
             "description": self.description,
             "input": {"pixel_range": list(self.pixel_range), "spatial_factor": self.spatial_factor,
                       "latent_scale": self.latent_scale, "latent_shift": self.latent_shift,
-                      "phase_search_patch": self.phase_search_patch},
+                      "phase_search_patch": self.phase_search_patch, "aedr_score_form": self.aedr_score_form},
             "architecture": self.architecture,
             "weights": [w.to_dict() for w in self.weights],
         }
@@ -189,6 +192,7 @@ def parse_manifest(text: str, source: Path | None = None) -> Manifest:
             pixel_range=tuple(inp.get("pixel_range", (0.0, 1.0))), spatial_factor=int(inp.get("spatial_factor", 8)),
             latent_scale=float(inp.get("latent_scale", 1.0)), latent_shift=float(inp.get("latent_shift", 0.0)),
             phase_search_patch=int(inp.get("phase_search_patch", 0)),
+            aedr_score_form=str(inp.get("aedr_score_form", "highpass")),
             demonstration=bool(doc.get("demonstration", False)), description=doc.get("description", ""),
             calibration_file=doc.get("calibration", {}).get("file"), extra=doc.get("extra", {}), source=source,
             hub=HubSource(**doc["hub"]) if "hub" in doc else None,
