@@ -101,6 +101,7 @@ def test_all_rejected_is_not_attributed_unless_heavily_compressed():
     readings = [reading("a", REJECTED), reading("b", REJECTED)]
     negative = decide(readings, 0.01, NAMES)
     assert negative.label == "not_attributed" and "does not mean the image is a photograph" in negative.text
+    assert "downscaled or edited after generation" in negative.text  # a negative cannot exclude an altered output
     v = decide(readings, 0.01, NAMES, jpeg_quality=70)
     assert v.label == "inconclusive" and any("quality 70" in r for r in v.reasons)
     v = decide(readings, 0.01, NAMES, jpeg_traces=True)  # JPEG traces seen in the pixels of a PNG

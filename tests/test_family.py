@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import real_crop
 from forensics_app.core.calibration import Calibration
 from forensics_app.core.family import (MIN_TAIL_SAMPLES, PairTest, critical_p_value, family_rule, pair_test, p_values,
-                                       single_out, wrong_generator_rates)
+                                       profile_fit, single_out, wrong_generator_rates)
 from forensics_app.core.findings import CONSISTENT, REJECTED, CandidateFinding
 from forensics_app.core.verdict import DecisionContext, decide
 
@@ -129,6 +129,47 @@ def test_the_verdict_resolves_several_consistent_candidates_with_the_pair_test()
     v = decide([reading("a", CONSISTENT), reading("b", CONSISTENT)], 0.01, names,
                context=DecisionContext(pair_tests=[undecided]))
     assert v.label == "inconclusive" and "Model A, Model B" in v.text
+
+
+def profile_calibrations(rng, n_own=300):
+    """a's outputs scored by a, b and c: b's and c's scores rise and fall together (both read the same
+    smoothness of a's outputs), a's own scores vary on their own."""
+    shared = rng.normal(0.0, 0.3, n_own)
+    own_a = np.exp(rng.normal(0.0, 0.1, n_own))
+    by_b, by_c = np.exp(1.0 + shared + rng.normal(0, 0.05, n_own)), np.exp(1.0 + shared + rng.normal(0, 0.05, n_own))
+    empty = np.array([])
+    return {"a": Calibration("a", "aedr", "2", {}, own_a, empty, {}),
+            "b": Calibration("b", "aedr", "2", {}, empty, empty, {}, cross={"a": by_b}),
+            "c": Calibration("c", "aedr", "2", {}, empty, empty, {}, cross={"a": by_c})}
+
+
+def test_the_profile_check_holds_a_models_own_outputs_at_its_level_and_sees_an_outsider():
+    rng = np.random.default_rng(12)
+    calibrations = profile_calibrations(rng)
+    fresh = profile_calibrations(rng)  # more outputs of a, never seen by the check
+    fits = [profile_fit("a", {"a": fresh["a"].own_scores[i], "b": fresh["b"].cross["a"][i],
+                              "c": fresh["c"].cross["a"][i]}, calibrations, None) for i in range(300)]
+    assert fits[0].candidates == ["a", "b", "c"] and fits[0].n == 300
+    assert 0.02 <= np.mean([f.unlike() for f in fits]) <= 0.08  # PROFILE_LEVEL = 5%, by construction
+    # each score alone is typical of a's outputs, but b and c disagree as they never do on a's outputs
+    outsider = profile_fit("a", {"a": 1.0, "b": np.exp(1.4), "c": np.exp(0.6)}, calibrations, None)
+    assert outsider.unlike() and outsider.to_dict()["unlike"] and outsider.p < 0.01
+    assert profile_fit("a", {"a": 1.0}, calibrations, None) is None  # a candidate alone: p_own says it all
+
+
+def test_an_image_unlike_the_named_models_outputs_is_not_attributed():
+    names = {"a": "Model A", "b": "Model B"}
+
+    def consistent_a(unlike):
+        a = reading("a", CONSISTENT)
+        a.calibration = {"profile": {"model": "a", "p": 0.004 if unlike else 0.4, "n": 300, "candidates": ["a", "b"],
+                                     "level": 0.05, "unlike": unlike}}
+        return [a, reading("b", REJECTED)]
+
+    v = decide(consistent_a(True), 0.01, names)
+    assert v.label == "inconclusive" and "generator outside the zoo" in v.text
+    assert any("0.4% of them (300 outputs" in r for r in v.reasons)
+    assert decide(consistent_a(False), 0.01, names).label == "attributed"
 
 
 def test_a_candidate_is_singled_out_only_by_its_own_wins_against_each_other_at_a_shared_level():

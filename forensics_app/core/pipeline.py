@@ -18,7 +18,8 @@ from forensics_app.core.calibration import (Calibration, calibration_for, held_o
 from forensics_app.core.calibrate import parameters_for
 from forensics_app.core.errors import Cancelled, ForensicsError
 from forensics_app.core.evidence import Evidence, IntakeLimits, load_evidence
-from forensics_app.core.family import FamilyRule, PairTest, family_rule, look_alikes, pair_test, wrong_generator_rates
+from forensics_app.core.family import (FamilyRule, PairTest, family_rule, look_alikes, pair_test, profile_fit,
+                                       wrong_generator_rates)
 from forensics_app.core.findings import (CONSISTENT, REJECTED, UNDECIDED, CandidateFinding, FailedImage, ImageFindings,
                                          absolute_path)
 from forensics_app.core.fingerprint import candidate_finding as fingerprint_candidate
@@ -311,6 +312,11 @@ def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]],
             provider=result.provider, parameters=result.parameters, seconds=result.seconds, calibration=summary,
             region=result.region))
     context.pair_tests = pair_tests(candidates, by_method, rules)
+    for c in candidates:
+        if c.status == CONSISTENT and c.decisive:
+            scores = {other.model: other.score for other in candidates if other.method == c.method}
+            fit = profile_fit(c.model, scores, by_method[c.method], rules[c.method].condition)
+            c.calibration["profile"] = fit.to_dict() if fit else None
     return candidates, context
 
 

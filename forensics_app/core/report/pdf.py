@@ -616,8 +616,9 @@ FAILURE_MODES = [
     "Screenshots and screen recordings re-sample and re-encode the image; treat them like resized images.",
     "Models sharing an autoencoder (e.g. several generators built on the same VAE) cannot be told apart: they are "
     "reported together as inconclusive, never as one of them.",
-    "Generators not in the zoo: an image from an unknown generator is at best 'not attributed'; it is never "
-    "evidence of a real photograph.",
+    "Generators not in the zoo: an image from an unknown generator is mostly 'not attributed' or inconclusive, "
+    "but one that resembles an installed generator can be named as it (the wrong-generator rate for generators "
+    "outside the installed set, below); a negative is never evidence of a real photograph.",
     "Other autoencoders' outputs of smooth, low-texture content can score like a candidate's own outputs under "
     "AEDR alone. Measured (held-out photos, 128 px crops, three demonstration autoencoders not used in any "
     "calibration, α = 1%): AEDR alone attributed 0 of 18 PNG and 3 of 18 JPEG q90 outputs to TAEF2; with the "
