@@ -17,7 +17,7 @@ RGB high-pass is partly JPEG's own noise, and after JPEG q90 the outputs of seve
 like photos. This form takes the luma residual minus its 5x5 local mean plus the chroma residual
 averaged over 2x2 pixels minus its 3x3 local mean. Which scales survive depends on the decoder, so
 each model is read and calibrated with the form its manifest names (``aedr_score_form``), chosen on
-its calibration split alone (scripts/choose_score_form.py, numbers in the README): TAEF2's traces
+its calibration split alone (scripts/compare_score_forms.py, numbers in the README): TAEF2's traces
 are at the finest luma scale, which the 5x5 window removes (its calibration outputs after JPEG
 q90-94: 10% instead of 45% under its real threshold), so TAEF2 keeps ``highpass``.
 
