@@ -168,7 +168,7 @@ def test_an_image_unlike_the_named_models_outputs_is_not_attributed():
 
     v = decide(consistent_a(True), 0.01, names)
     assert v.label == "inconclusive" and "generator outside the zoo" in v.text
-    assert any("0.4% of them (300 outputs" in r for r in v.reasons)
+    assert any("profile check" in r and "p = 0.004, 300 outputs" in r for r in v.reasons)
     assert decide(consistent_a(False), 0.01, names).label == "attributed"
 
 

@@ -179,13 +179,13 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
         unlike = [fit for r in decisive if (fit := (r.calibration or {}).get("profile")) and fit["unlike"]]
         if unlike:
             fit = unlike[0]
-            reasons.append(f"its scores under all {len(fit['candidates'])} candidates are further from those of "
-                           f"{name(model)}'s own outputs than all but {fit['p']:.1%} of them ({fit['n']} outputs; level "
-                           f"{fit['level']:.0%})")
-            return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with {name(model)} and closer to it than to "
-                           f"the other candidates, but its scores under all of them are unlike those of "
-                           f"{name(model)}'s own outputs: it may come from a generator outside the zoo that "
-                           f"resembles {name(model)}.", reasons)
+            reasons.append(f"profile check: the image's scores under all {len(fit['candidates'])} candidates lie further "
+                           f"from the centre of {name(model)}'s own outputs' scores than {1 - fit['p']:.1%} of those "
+                           f"outputs do "
+                           f"(p = {fit['p']:.2g}, {fit['n']} outputs; level {fit['level']:.0%})")
+            return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with {name(model)}, but its scores under all "
+                           f"the candidates are unlike those of {name(model)}'s own outputs: it may come from a "
+                           f"generator outside the zoo that resembles {name(model)}.", reasons)
         if len(voted) == 1:
             reasons.append(f"only one decisive method ({voted[0]}) supports this: outputs of other autoencoders with "
                            f"smooth content can score like this model's own; confirm with the deep check (the inversion "
