@@ -10,7 +10,8 @@ as PNG); the same crops decoded by each zoo autoencoder (saved as PNG and as JPE
 fewer crops, cropped 3 pixels off the grid or resized 0.75x / 1.5x); Stable Diffusion 1/2 crops
 (generators outside the zoo). Every image goes through the product's intake and Engine.
 
-Scores are computed once per image and model (cached in --cache, so an interrupted run resumes), then
+Scores are computed once per image and model (cached in --cache, so an interrupted run resumes; a cached
+reading made with other method parameters, such as another score form, is scored again), then
 decided for several candidate sets: all nine; each autoencoder held out in turn (its outputs are then
 an unknown generator's: the wrong-generator rate for generators outside the installed set); TAEF2 alone.
 """
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (SHARED, calibrated_autoencoders, crops, generated_images, held_out_photos,  # noqa: E402
                     print_table, write_json, zoo_with)
 
-from forensics_app.core.calibrate import jpeg_roundtrip, resized, test_split, to_uint8  # noqa: E402
+from forensics_app.core.calibrate import jpeg_roundtrip, parameters_for, resized, test_split, to_uint8  # noqa: E402
 from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
 from forensics_app.core.evidence import evidence_from_bytes  # noqa: E402
 from forensics_app.core.family import MIN_TAIL_SAMPLES  # noqa: E402
@@ -92,13 +93,25 @@ def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) ->
 
 
 def score_all(engine: Engine, items: list[dict], cache: Path) -> dict:
+    """Each image's readings, reusing a cached one only where it was made with the method's current
+    version and this model's parameters (a model switched to another score form is scored again)."""
     scored = pickle.loads(cache.read_bytes()) if cache.exists() else {}
+    method = engine.methods[0]
+    current = {m.id: (method.version, parameters_for(method, m.installed.manifest)) for m in engine.models}
+    fresh = lambda r, model_id: r is not None and (r["version"], r["parameters"]) == current[model_id]
     started, done = time.perf_counter(), 0
     for i, item in enumerate(items):
-        if i in scored:
+        cached = scored.get(i, {})
+        if all(fresh(cached.get(m), m) for m in current):
             continue
+
+        def stored(sha256, loaded, method, region, cached=cached):
+            r = cached.get(loaded.id)
+            return MethodResult(r["method"], r["version"], loaded.id, r["score"], dict(r["components"]), {},
+                                r["provider"], r["parameters"], r["seconds"]) if fresh(r, loaded.id) else None
+
         evidence = evidence_from_bytes(Path(f"{i}.img"), item["bytes"])
-        results = engine.score(evidence).results
+        results = engine.score(evidence, stored_result=stored).results
         scored[i] = {loaded.id: {"method": method.name, "version": r.method_version, "score": r.score,
                                  "components": r.components, "parameters": r.parameters, "provider": r.provider,
                                  "seconds": r.seconds} for loaded, method, r in results}
@@ -106,7 +119,7 @@ def score_all(engine: Engine, items: list[dict], cache: Path) -> dict:
         if done % 20 == 0:
             cache.write_bytes(pickle.dumps(scored))
             rate = (time.perf_counter() - started) / done
-            print(f"  scored {len(scored)}/{len(items)} ({rate:.1f} s per image)", flush=True)
+            print(f"  scored {done} images ({rate:.1f} s per image; {len(items)} in all)", flush=True)
     cache.write_bytes(pickle.dumps(scored))
     return scored
 
@@ -187,8 +200,8 @@ def summary_lines(results: dict, k: int) -> list[str]:
     lines.append(f"with all {k} installed, own outputs inconclusive: {undecided} of {sum(r['n'] for r in own)} (the "
                  f"rule abstains where a threshold would rest on fewer than {MIN_TAIL_SAMPLES} real samples, and names "
                  f"no generator where outputs of an installed look-alike reach the image's score, where no one of "
-                 f"several consistent candidates wins its test against each other, or where the pixels show "
-                 f"resampling traces)")
+                 f"several consistent candidates wins its test against each other, where the image's scores under "
+                 f"all candidates are unlike the named one's outputs', or where the pixels show resampling traces)")
     lines += [f"TAEF2 alone, {source}: attributed {count(r, 'right') if 'taef2' in source else count(r, 'wrong')}"
               for source, r in alone.items()]
     return lines

@@ -294,12 +294,12 @@ PROFILE_LEVEL = PAIR_TEST_LEVEL  # like the tests between candidates, it guards 
 
 @dataclass
 class ProfileFit:
-    """Whether the image's scores under all the candidates are typical of one model's own outputs."""
+    """Whether the other candidates score the image as they score one model's own outputs."""
 
     model: str
-    p: float  # share of the model's outputs whose score profile is at least as far from their centre
+    p: float  # share of the model's outputs whose profile is at least as far from their centre
     n: int  # outputs compared
-    candidates: list[str]  # the models whose scores make up the profile (the named one first)
+    candidates: list[str]  # the other candidates, whose scores make up the profile
 
     def can_decide(self, level: float = PROFILE_LEVEL) -> bool:
         return level * (self.n + 1) >= MIN_TAIL_SAMPLES - 1e-9
@@ -315,15 +315,17 @@ class ProfileFit:
 
 def profile_fit(model: str, scores: dict[str, float], calibrations: dict[str, Calibration],
                 condition: str | None) -> ProfileFit | None:
-    """The image's log-scores under every candidate, against the same for ``model``'s own outputs.
+    """The image's log-scores under the other candidates, against theirs of ``model``'s own outputs.
 
-    Each candidate scored the model's first own outputs (``cross``), so each output has a profile: its
-    scores under all candidates. A generator outside the zoo can beat every other candidate in the tests
-    between two (each looks at one difference of two scores) and still have a profile unlike the
-    model's outputs; the Mahalanobis distance to their centre sees it. The outputs' distances are
-    leave-one-out (each output measured against the others, as the image is), so the p-value
-    (1 + #{outputs at least as far}) / (n + 1) is exact for the model's own outputs, which fail the
-    test at most ``level`` of the time. None when fewer than two candidates scored its outputs.
+    Each candidate scored the model's first own outputs (``cross``), so each output has a profile: how
+    the other candidates score it. A generator outside the zoo can beat every other candidate in the
+    tests between two (each looks at one difference of two scores) and still have a profile unlike the
+    model's outputs; the Mahalanobis distance to their centre sees it. The model's own score is left
+    out: p_own judges it, one-sided, since fitting the model better than its outputs do is no sign of
+    another generator. The outputs' distances are leave-one-out (each output measured against the
+    others, as the image is), so the p-value (1 + #{outputs at least as far}) / (n + 1) is exact for the
+    model's own outputs, which fail the check at most ``level`` of the time. None when no other
+    candidate scored its outputs.
     """
     own = calibrations[model]
     others = [m for m in sorted(scores) if m != model and m in calibrations and model in calibrations[m].cross]
@@ -332,18 +334,17 @@ def profile_fit(model: str, scores: dict[str, float], calibrations: dict[str, Ca
     m = min(len(own.own_scores), *(len(calibrations[o].cross[model]) for o in others))
     keep = _condition_mask(own.own_conditions, m, condition)
     eps = 1e-12
-    outputs = np.log(np.maximum(np.column_stack([own.own_scores[:m]] + [calibrations[o].cross[model][:m]
-                                                                        for o in others]), eps))[keep]
+    outputs = np.log(np.maximum(np.column_stack([calibrations[o].cross[model][:m] for o in others]), eps))[keep]
     n, dims = outputs.shape
     if n < dims + 3:
         return None
     centre = outputs.mean(axis=0)
-    inverse = np.linalg.pinv(np.cov(outputs, rowvar=False))
+    inverse = np.linalg.pinv(np.atleast_2d(np.cov(outputs, rowvar=False)))
     spread = outputs - centre
     d = np.einsum("ij,jk,ik->i", spread, inverse, spread)
     # each output against the others: the same distance without it (Sherman-Morrison on the covariance)
     c = n / (n - 1) ** 2
     loo = (n / (n - 1)) ** 2 * (n - 2) / (n - 1) * d / np.maximum(1 - c * d, eps)
-    image = np.log(np.maximum(np.array([scores[model]] + [scores[o] for o in others]), eps)) - centre
+    image = np.log(np.maximum(np.array([scores[o] for o in others]), eps)) - centre
     distance = float(image @ inverse @ image)
-    return ProfileFit(model, float((1 + np.sum(loo >= distance)) / (n + 1)), int(n), [model, *others])
+    return ProfileFit(model, float((1 + np.sum(loo >= distance)) / (n + 1)), int(n), others)

@@ -28,12 +28,12 @@ Decision rule (documented in the README and printed in every report):
   of the time: the score cannot tell that model from generators like the other, and a generator
   outside the zoo that resembles them both would be attributed to it (measured: outputs of held-out
   autoencoders were attributed to a look-alike 24% of the time without this guard) -> inconclusive.
-- Profile check: the one consistent model is not named when the image's scores under all the candidates
-  are unlike those of its own outputs (core/family.py ``profile_fit``: leave-one-out Mahalanobis
-  distance of the log-scores, at the tests' 5% level, so the model's own outputs fail it at most 5% of
-  the time): the tests between two candidates each see one difference of two scores, and a generator
-  outside the zoo can win them all (measured: outputs of a held-out demo AE were named as another in 3 of
-  144 without it) -> inconclusive.
+- Profile check: the one consistent model is not named when the other candidates score the image unlike
+  they score its own outputs (the leave-one-out Mahalanobis distance of their log-scores, at the tests'
+  5% level, so the model's own outputs fail it at most 5% of the time): the
+  tests between two candidates each see one difference of two scores, and a generator outside the zoo
+  can win them all (measured: outputs of a held-out demo AE were named as another in 3 of 144 without
+  it) -> inconclusive.
 """
 
 from __future__ import annotations
@@ -179,13 +179,13 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
         unlike = [fit for r in decisive if (fit := (r.calibration or {}).get("profile")) and fit["unlike"]]
         if unlike:
             fit = unlike[0]
-            reasons.append(f"profile check: the image's scores under all {len(fit['candidates'])} candidates lie further "
-                           f"from the centre of {name(model)}'s own outputs' scores than {1 - fit['p']:.1%} of those "
-                           f"outputs do "
-                           f"(p = {fit['p']:.2g}, {fit['n']} outputs; level {fit['level']:.0%})")
-            return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with {name(model)}, but its scores under all "
-                           f"the candidates are unlike those of {name(model)}'s own outputs: it may come from a "
-                           f"generator outside the zoo that resembles {name(model)}.", reasons)
+            reasons.append(f"profile check: the other {len(fit['candidates'])} candidates' scores of the image lie "
+                           f"further from the centre of their scores of {name(model)}'s own outputs than "
+                           f"{1 - fit['p']:.1%} of those outputs do "
+                           f"(p = {fit['p']:.3g}, {fit['n']} outputs; level {fit['level']:.0%})")
+            return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with {name(model)}, but the other candidates "
+                           f"score it unlike {name(model)}'s own outputs: it may come from a generator outside the zoo "
+                           f"that resembles {name(model)}.", reasons)
         if len(voted) == 1:
             reasons.append(f"only one decisive method ({voted[0]}) supports this: outputs of other autoencoders with "
                            f"smooth content can score like this model's own; confirm with the deep check (the inversion "
