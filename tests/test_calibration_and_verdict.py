@@ -231,3 +231,20 @@ def test_p_values_get_a_plain_reading_judged_by_the_rule_that_decided():
     assert consistent.p_real_sentence() == ("p_real ≤\xa00.001: none of 999 of the real photos in the calibration "
                                             "score this low or lower (rare for real photos).")
     assert rejected.p_own_sentence().startswith("p_own 0.005: about 5 in 1,000 of A's own outputs")
+
+
+def test_a_score_form_is_switched_to_only_for_more_own_outputs_without_losing_published_ones():
+    """scripts/compare_score_forms.py's rule: +5% of all own outputs consistent, at most 2% of the PNG ones lost."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "compare_score_forms.py"
+    spec = importlib.util.spec_from_file_location("compare_score_forms", path)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    now = {"own PNG": (100, 120), "own, all": (150, 300)}
+    assert compare.worth_switching(now, {"own PNG": (100, 120), "own, all": (165, 300)})
+    assert not compare.worth_switching(now, {"own PNG": (100, 120), "own, all": (164, 300)})  # under 5% more
+    assert not compare.worth_switching(now, {"own PNG": (97, 120), "own, all": (200, 300)})  # 2.5% of PNG lost
+    assert [compare.group_of(h) for h in ("decoded, grid offset (1, 2)", "decoded, grid offset (0, 0), JPEG q90",
+                                          "decoded, grid offset (0, 0), JPEG q89")] == ["PNG", "JPEG q>=90", "JPEG q<90"]
