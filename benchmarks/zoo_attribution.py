@@ -32,6 +32,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (SHARED, calibrated_autoencoders, crops, generated_images, held_out_photos,  # noqa: E402
                     print_table, write_json, zoo_with)
+from outside_generators import outside_verdicts  # noqa: E402
 
 from forensics_app.core.calibrate import jpeg_roundtrip, parameters_for, resized, test_split, to_uint8  # noqa: E402
 from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
@@ -180,6 +181,19 @@ def count(r: dict, key: str) -> str:
     return f"{round(r[key] * r['n'])} of {r['n']}"
 
 
+def outside_on_calibration(engine: Engine, ids: list[str], alpha: float) -> dict:
+    """The same question on many more outputs: each generator's 300 calibration outputs, decided among the
+    others from their cross scores (benchmarks/outside_generators.py)."""
+    out = {}
+    for held_out in ids:
+        verdicts = outside_verdicts(engine, held_out, alpha)
+        out[held_out] = {"n": len(verdicts), "named": sum(model is not None for _, model in verdicts)}
+    out["all held out, pooled"] = {"n": sum(r["n"] for r in out.values()), "named": sum(r["named"] for r in out.values())}
+    print_table("Each autoencoder held out in turn: its calibration outputs, decided from their cross scores",
+                ["held out", "outputs", "named as an installed one"], [[m, r["n"], r["named"]] for m, r in out.items()])
+    return out
+
+
 def summary_lines(results: dict, k: int) -> list[str]:
     """The held-out rates in words, for the report's error-rate section."""
     nine, outside, alone = results["all nine"], results["held out in turn"], results["taef2 alone"]
@@ -188,6 +202,15 @@ def summary_lines(results: dict, k: int) -> list[str]:
              f"outputs of an autoencoder outside the installed set (each of the {k} held out in turn, PNG and JPEG "
              f"q90) attributed to an installed one: {count(outside['all held out, pooled'], 'wrong')}",
              f"Stable Diffusion 1/2 outputs attributed: {count(nine['SD1+SD2 (outside the zoo)'], 'wrong')}"]
+    calibration = results.get("held out in turn, calibration outputs")
+    if calibration:
+        pooled = calibration["all held out, pooled"]
+        worst = max((m for m in calibration if m != "all held out, pooled"), key=lambda m: calibration[m]["named"])
+        lines.append(f"the same on many more outputs: each autoencoder's calibration-split outputs, decided from the "
+                     f"other candidates' scores of them (resampling traces not seen): named as an installed one "
+                     f"{pooled['named']} of {pooled['n']} ({pooled['named'] / pooled['n']:.1%}); most for {worst} "
+                     f"({calibration[worst]['named']} of {calibration[worst]['n']}), whose outputs resemble several "
+                     f"installed generators'")
     for form in ("PNG", "JPEG q90", "cropped 3 px", "resized 0.75x", "resized 1.5x"):
         rows = {source: r for source, r in nine.items() if source.endswith(f", {form}") and "real" not in source}
         right = ", ".join(f"{source.split(',')[0]} {count(r, 'right')}" for source, r in sorted(rows.items()))
@@ -257,6 +280,7 @@ def main() -> None:
                                        "wrongly named": sorted({m for r in outside.values() for m in r["wrongly named"]})}
     results["held out in turn"] = outside
     table("Each autoencoder held out in turn: its outputs (PNG, JPEG q90) against the other eight", outside)
+    results["held out in turn, calibration outputs"] = outside_on_calibration(engine, ids, args.alpha)
 
     alone_items = [i for i in items if i["maker"] in (None, "taef2") and (i["maker"] or i["source"] == "real photos")]
     alone = list(zip(alone_items, verdicts(engine, alone_items, scored, ["taef2"])))
