@@ -223,8 +223,8 @@ def summary_lines(results: dict, k: int) -> list[str]:
     lines.append(f"with all {k} installed, own outputs inconclusive: {undecided} of {sum(r['n'] for r in own)} (the "
                  f"rule abstains where a threshold would rest on fewer than {MIN_TAIL_SAMPLES} real samples, and names "
                  f"no generator where outputs of an installed look-alike reach the image's score, where no one of "
-                 f"several consistent candidates wins its test against each other, where the image's scores under "
-                 f"all candidates are unlike the named one's outputs', or where the pixels show resampling traces)")
+                 f"several consistent candidates wins its test against each other, where the other candidates score "
+                 f"the image unlike the named one's outputs, or where the pixels show resampling traces)")
     lines += [f"TAEF2 alone, {source}: attributed {count(r, 'right') if 'taef2' in source else count(r, 'wrong')}"
               for source, r in alone.items()]
     return lines

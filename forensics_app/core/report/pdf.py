@@ -487,7 +487,8 @@ class _Builder:
         if not rates:
             return [_p("No held-out error rates were recorded with this analysis.", self.small)]
         story = [_p(f"Measured on held-out images ({rates['measured_on']}; {rates['benchmark']}, {rates['date']}), "
-                    f"with the zoo's shipped calibrations at α = {_num(rates['alpha'])}:", self.small)]
+                    f"with the zoo's shipped calibrations at α = {_num(rates['alpha'])} (a line measured on other "
+                    f"data says which):", self.small)]
         return story + [_p("• " + line, self.small) for line in rates["lines"]] + [Spacer(1, 2 * mm)]
 
     # appendix ---------------------------------------------------------------------------------
