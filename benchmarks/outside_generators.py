@@ -31,6 +31,7 @@ from forensics_app.core.traces import JPEG_TRACES  # noqa: E402
 from forensics_app.core.verdict import decide  # noqa: E402
 
 SIDE = 192  # a calibration output's side at most; a multiple of every latent grid in the zoo
+POOLED = "all held out, pooled"
 
 
 def outside_verdicts(engine: Engine, held_out: str, alpha: float) -> list[tuple[str, str | None]]:
@@ -50,6 +51,23 @@ def outside_verdicts(engine: Engine, held_out: str, alpha: float) -> list[tuple[
     return out
 
 
+def outside_rates(engine: Engine, ids: list[str], alpha: float) -> dict:
+    """Per generator held out in turn: its outputs decided, how many were named, as which installed generator
+    and under which pixel condition; and all pooled. Prints the table."""
+    out = {}
+    for held_out in ids:
+        verdicts = outside_verdicts(engine, held_out, alpha)
+        named = Counter(model for _, model in verdicts if model)
+        out[held_out] = {"n": len(verdicts), "named": sum(named.values()), "as": dict(named.most_common()),
+                         "by_condition": dict(Counter(condition for condition, model in verdicts if model))}
+    out[POOLED] = {"n": sum(r["n"] for r in out.values()), "named": sum(r["named"] for r in out.values())}
+    rows = [[m, r["n"], r["named"], f"{r['named'] / r['n']:.3f}", ", ".join(f"{k} {v}" for k, v in r.get("as", {}).items())]
+            for m, r in out.items()]
+    print_table(f"Calibration outputs of each generator held out of the candidates, alpha={alpha}: named as "
+                f"an installed one", ["held out", "outputs", "named", "share", "named as"], rows)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", type=Path, required=True)
@@ -58,20 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     ids = calibrated_autoencoders()
     engine = Engine(zoo_with(args.home, ids), AnalysisSettings(models=tuple(ids), methods=("aedr",), alpha=args.alpha))
-    rows, results = [], {}
-    for held_out in ids:
-        verdicts = outside_verdicts(engine, held_out, args.alpha)
-        named = Counter(model for _, model in verdicts if model)
-        by_condition = Counter(condition for condition, model in verdicts if model)
-        results[held_out] = {"n": len(verdicts), "named": sum(named.values()), "as": dict(named),
-                             "by_condition": dict(by_condition)}
-        rows.append([held_out, len(verdicts), sum(named.values()), f"{sum(named.values()) / len(verdicts):.3f}",
-                     ", ".join(f"{m} {k}" for m, k in named.most_common())])
-    n, wrong = sum(r["n"] for r in results.values()), sum(r["named"] for r in results.values())
-    rows.append(["all, pooled", n, wrong, f"{wrong / n:.3f}", ""])
-    print_table(f"Calibration outputs of each generator held out of the candidates, alpha={args.alpha}: named as "
-                f"an installed one", ["held out", "outputs", "named", "share", "named as"], rows)
-    write_json(args.json, {"alpha": args.alpha, "held_out": results, "outputs": n, "named": wrong})
+    write_json(args.json, {"alpha": args.alpha, "held_out": outside_rates(engine, ids, args.alpha)})
 
 
 if __name__ == "__main__":

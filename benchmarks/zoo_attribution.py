@@ -32,7 +32,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (SHARED, calibrated_autoencoders, crops, generated_images, held_out_photos,  # noqa: E402
                     print_table, write_json, zoo_with)
-from outside_generators import outside_verdicts  # noqa: E402
+from outside_generators import POOLED, outside_rates  # noqa: E402
 
 from forensics_app.core.calibrate import jpeg_roundtrip, parameters_for, resized, test_split, to_uint8  # noqa: E402
 from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
@@ -93,6 +93,12 @@ def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) ->
     return items
 
 
+def cached_result(r: dict, model_id: str) -> MethodResult:
+    """A cached reading as the MethodResult it was made as (without maps: the verdicts need none)."""
+    return MethodResult(r["method"], r["version"], model_id, r["score"], dict(r["components"]), {}, r["provider"],
+                        r["parameters"], r["seconds"])
+
+
 def score_all(engine: Engine, items: list[dict], cache: Path) -> dict:
     """Each image's readings, reusing a cached one only where it was made with the method's current
     version and this model's parameters (a model switched to another score form is scored again)."""
@@ -108,8 +114,7 @@ def score_all(engine: Engine, items: list[dict], cache: Path) -> dict:
 
         def stored(sha256, loaded, method, region, cached=cached):
             r = cached.get(loaded.id)
-            return MethodResult(r["method"], r["version"], loaded.id, r["score"], dict(r["components"]), {},
-                                r["provider"], r["parameters"], r["seconds"]) if fresh(r, loaded.id) else None
+            return cached_result(r, loaded.id) if fresh(r, loaded.id) else None
 
         evidence = evidence_from_bytes(Path(f"{i}.img"), item["bytes"])
         results = engine.score(evidence, stored_result=stored).results
@@ -137,8 +142,7 @@ def complete_grid_checks(engine: Engine, items: list[dict], scored: dict, cache:
         evidence = evidence_from_bytes(Path(f"{i}.img"), item["bytes"])
         region, _ = engine.candidate_region(loaded, evidence.height, evidence.width)
         cached = scored[i][loaded.id]
-        result = MethodResult(cached["method"], cached["version"], loaded.id, cached["score"],
-                              dict(cached["components"]), {})
+        result = cached_result(cached, loaded.id)
         method.complete(result, evidence.rgb01(region), loaded.autoencoder, NEVER_CANCELLED)
         cached["components"] = result.components
         if n % 50 == 0 or n == len(todo):
@@ -153,9 +157,7 @@ def verdicts(engine: Engine, items: list[dict], scored: dict, candidates: list[s
     for item in items:
         i = item["index"]
         evidence = evidence_from_bytes(Path(f"{i}.img"), item["bytes"])
-        results = [(by_id[m], method, MethodResult(r["method"], r["version"], m, r["score"], r["components"], {},
-                                                   r["provider"], r["parameters"], r["seconds"]))
-                   for m, r in scored[i].items() if m in candidates]
+        results = [(by_id[m], method, cached_result(r, m)) for m, r in scored[i].items() if m in candidates]
         out.append(engine.conclude(evidence, Scored(results, {}, {}, None), candidates).verdict)
     return out
 
@@ -181,31 +183,18 @@ def count(r: dict, key: str) -> str:
     return f"{round(r[key] * r['n'])} of {r['n']}"
 
 
-def outside_on_calibration(engine: Engine, ids: list[str], alpha: float) -> dict:
-    """The same question on many more outputs: each generator's 300 calibration outputs, decided among the
-    others from their cross scores (benchmarks/outside_generators.py)."""
-    out = {}
-    for held_out in ids:
-        verdicts = outside_verdicts(engine, held_out, alpha)
-        out[held_out] = {"n": len(verdicts), "named": sum(model is not None for _, model in verdicts)}
-    out["all held out, pooled"] = {"n": sum(r["n"] for r in out.values()), "named": sum(r["named"] for r in out.values())}
-    print_table("Each autoencoder held out in turn: its calibration outputs, decided from their cross scores",
-                ["held out", "outputs", "named as an installed one"], [[m, r["n"], r["named"]] for m, r in out.items()])
-    return out
-
-
 def summary_lines(results: dict, k: int) -> list[str]:
     """The held-out rates in words, for the report's error-rate section."""
     nine, outside, alone = results["all nine"], results["held out in turn"], results["taef2 alone"]
     lines = [f"real photos (PNG, JPEG q75/q85/q95, JPEG q80 re-saved as PNG) attributed to any of the {k} "
              f"installed generators: {count(nine['real photos, all forms'], 'wrong')}",
              f"outputs of an autoencoder outside the installed set (each of the {k} held out in turn, PNG and JPEG "
-             f"q90) attributed to an installed one: {count(outside['all held out, pooled'], 'wrong')}",
+             f"q90) attributed to an installed one: {count(outside[POOLED], 'wrong')}",
              f"Stable Diffusion 1/2 outputs attributed: {count(nine['SD1+SD2 (outside the zoo)'], 'wrong')}"]
     calibration = results.get("held out in turn, calibration outputs")
     if calibration:
-        pooled = calibration["all held out, pooled"]
-        worst = max((m for m in calibration if m != "all held out, pooled"), key=lambda m: calibration[m]["named"])
+        pooled = calibration[POOLED]
+        worst = max((m for m in calibration if m != POOLED), key=lambda m: calibration[m]["named"])
         lines.append(f"the same on many more outputs: each autoencoder's calibration-split outputs, decided from the "
                      f"other candidates' scores of them (resampling traces not seen): named as an installed one "
                      f"{pooled['named']} of {pooled['n']} ({pooled['named'] / pooled['n']:.1%}); most for {worst} "
@@ -273,14 +262,15 @@ def main() -> None:
         own = [i for i in items if i["maker"] == held_out and i["form"] in ("PNG", "JPEG q90")]
         outside[held_out] = shares(list(zip(own, verdicts(engine, own, scored, others))))  # any attribution is wrong
     total = sum(r["n"] for r in outside.values())
-    outside["all held out, pooled"] = {"n": total, "right": 0.0,
+    outside[POOLED] = {"n": total, "right": 0.0,
                                        "wrong": sum(r["wrong"] * r["n"] for r in outside.values()) / total,
                                        "not attributed": sum(r["not attributed"] * r["n"] for r in outside.values()) / total,
                                        "inconclusive": sum(r["inconclusive"] * r["n"] for r in outside.values()) / total,
                                        "wrongly named": sorted({m for r in outside.values() for m in r["wrongly named"]})}
     results["held out in turn"] = outside
     table("Each autoencoder held out in turn: its outputs (PNG, JPEG q90) against the other eight", outside)
-    results["held out in turn, calibration outputs"] = outside_on_calibration(engine, ids, args.alpha)
+    # the same question on many more outputs: each generator's calibration outputs, from their cross scores
+    results["held out in turn, calibration outputs"] = outside_rates(engine, ids, args.alpha)
 
     alone_items = [i for i in items if i["maker"] in (None, "taef2") and (i["maker"] or i["source"] == "real photos")]
     alone = list(zip(alone_items, verdicts(engine, alone_items, scored, ["taef2"])))

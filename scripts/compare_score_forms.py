@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import calibrated_autoencoders, print_table, write_json  # noqa: E402
 
 from forensics_app.core.calibration import Calibration, load_calibrations  # noqa: E402
-from forensics_app.core.family import family_rule  # noqa: E402
+from forensics_app.core.family import FamilyRule, family_rule  # noqa: E402
 from forensics_app.core.verdict import reading_status  # noqa: E402
 from forensics_app.core.findings import CONSISTENT  # noqa: E402
 
@@ -47,12 +47,12 @@ def group_of(history: str) -> str:
 
 
 def consistent(scores: np.ndarray, conditions: np.ndarray, model: str, calibrations: dict[str, Calibration],
-               alpha: float) -> np.ndarray:
-    """Per score: would the analysis read it as consistent with ``model`` among all these candidates?"""
+               rules: dict[str, FamilyRule], alpha: float) -> np.ndarray:
+    """Per score: would the analysis read it as consistent with ``model`` among all these candidates?
+    ``rules``: the all-candidates rule per pixel condition."""
     out = np.zeros(len(scores), dtype=bool)
     for condition in sorted(set(conditions.tolist())):
-        rule = family_rule(calibrations, alpha, condition)
-        own = calibrations[model].for_condition(condition)
+        rule, own = rules[condition], calibrations[model].for_condition(condition)
         for i in np.flatnonzero(conditions == condition):
             status = reading_status(own.p_own(scores[i]), rule.calibrations[model].p_real(scores[i]),
                                     rule.critical_p, alpha)
@@ -63,15 +63,17 @@ def consistent(scores: np.ndarray, conditions: np.ndarray, model: str, calibrati
 def measure(model: str, calibrations: dict[str, Calibration], groups: np.ndarray, alpha: float) -> dict:
     """(consistent, n) per own-output group, for the real pool, and for the other models' outputs."""
     cal = calibrations[model]
-    own = consistent(cal.own_scores, cal.own_conditions, model, calibrations, alpha)
+    conditions = {c for each in calibrations.values() for c in each.own_conditions.tolist() + each.real_conditions.tolist()}
+    rules = {c: family_rule(calibrations, alpha, c) for c in conditions}  # one min-p per condition, not per call
+    read = lambda scores, conds: consistent(np.asarray(scores), conds, model, calibrations, rules, alpha)
+    own = read(cal.own_scores, cal.own_conditions)
     row = {f"own {g}": (int(own[groups == g].sum()), int((groups == g).sum())) for g in sorted(set(groups.tolist()))}
     row["own, all"] = (int(own.sum()), len(own))
-    real = consistent(cal.real_scores, cal.real_conditions, model, calibrations, alpha)
+    real = read(cal.real_scores, cal.real_conditions)
     row["real"] = (int(real.sum()), len(real))
     passed = total = 0
     for other, scores in cal.cross.items():
-        conditions = calibrations[other].own_conditions[:len(scores)]
-        passed += int(consistent(np.asarray(scores), conditions, model, calibrations, alpha).sum())
+        passed += int(read(scores, calibrations[other].own_conditions[:len(scores)]).sum())
         total += len(scores)
     row["other models' outputs"] = (passed, total)
     return row

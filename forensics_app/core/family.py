@@ -195,6 +195,19 @@ def look_alikes(model: str, score: float, calibrations: dict[str, Calibration], 
     return out
 
 
+_EPS = 1e-12  # scores are positive ratios; an exactly-zero one is read as this
+
+
+def log_scores(scores) -> np.ndarray:
+    return np.log(np.maximum(np.asarray(scores, dtype=np.float64), _EPS))
+
+
+def spans_tail(level: float, n: int) -> bool:
+    """The level spans at least MIN_TAIL_SAMPLES steps of a p-value over n samples (1/(n + 1) each), so a
+    decision at it never rests on the one or two most extreme of them."""
+    return level * (n + 1) >= MIN_TAIL_SAMPLES - 1e-9
+
+
 @dataclass
 class PairTest:
     """Between two consistent candidates: does the image fit one's outputs and not the other's?"""
@@ -217,9 +230,7 @@ class PairTest:
         return None
 
     def can_decide(self, level: float) -> bool:
-        """The level spans at least MIN_TAIL_SAMPLES steps of the p-value (1/(n + 1) each), so a decision never
-        rests on the one or two most extreme of the n outputs."""
-        return level * (self.n + 1) >= MIN_TAIL_SAMPLES - 1e-9
+        return spans_tail(level, self.n)
 
 
 @dataclass
@@ -270,13 +281,12 @@ def pair_test(first: str, second: str, scores: dict[str, float], calibrations: d
     a, b = calibrations[first], calibrations[second]
     if second not in a.cross or first not in b.cross:
         return PairTest(first, second, None, None, 0)
-    eps = 1e-12
-    d_image = math.log(max(scores[first], eps)) - math.log(max(scores[second], eps))
+    d_image = float(log_scores(scores[first]) - log_scores(scores[second]))
     m_a, m_b = len(b.cross[first]), len(a.cross[second])
     keep_a = _condition_mask(a.own_conditions, m_a, condition)
     keep_b = _condition_mask(b.own_conditions, m_b, condition)
-    d_first = np.log(np.maximum(a.own_scores[:m_a][keep_a], eps)) - np.log(np.maximum(b.cross[first][keep_a], eps))
-    d_second = np.log(np.maximum(a.cross[second][keep_b], eps)) - np.log(np.maximum(b.own_scores[:m_b][keep_b], eps))
+    d_first = log_scores(a.own_scores[:m_a][keep_a]) - log_scores(b.cross[first][keep_a])
+    d_second = log_scores(a.cross[second][keep_b]) - log_scores(b.own_scores[:m_b][keep_b])
     p_not_first = float((1 + np.sum(d_first >= d_image)) / (len(d_first) + 1))
     p_not_second = float((1 + np.sum(d_second <= d_image)) / (len(d_second) + 1))
     return PairTest(first, second, p_not_first, p_not_second, min(len(d_first), len(d_second)))
@@ -302,7 +312,7 @@ class ProfileFit:
     candidates: list[str]  # the other candidates, whose scores make up the profile
 
     def can_decide(self, level: float = PROFILE_LEVEL) -> bool:
-        return level * (self.n + 1) >= MIN_TAIL_SAMPLES - 1e-9
+        return spans_tail(level, self.n)
 
     def unlike(self, level: float = PROFILE_LEVEL) -> bool:
         """The image's profile is further out than all but ``level`` of the model's own outputs'."""
@@ -333,8 +343,7 @@ def profile_fit(model: str, scores: dict[str, float], calibrations: dict[str, Ca
         return None
     m = min(len(own.own_scores), *(len(calibrations[o].cross[model]) for o in others))
     keep = _condition_mask(own.own_conditions, m, condition)
-    eps = 1e-12
-    outputs = np.log(np.maximum(np.column_stack([calibrations[o].cross[model][:m] for o in others]), eps))[keep]
+    outputs = log_scores(np.column_stack([calibrations[o].cross[model][:m] for o in others]))[keep]
     n, dims = outputs.shape
     if n < dims + 3:
         return None
@@ -344,7 +353,7 @@ def profile_fit(model: str, scores: dict[str, float], calibrations: dict[str, Ca
     d = np.einsum("ij,jk,ik->i", spread, inverse, spread)
     # each output against the others: the same distance without it (Sherman-Morrison on the covariance)
     c = n / (n - 1) ** 2
-    loo = (n / (n - 1)) ** 2 * (n - 2) / (n - 1) * d / np.maximum(1 - c * d, eps)
-    image = np.log(np.maximum(np.array([scores[o] for o in others]), eps)) - centre
+    loo = (n / (n - 1)) ** 2 * (n - 2) / (n - 1) * d / np.maximum(1 - c * d, _EPS)
+    image = log_scores(np.array([scores[o] for o in others])) - centre
     distance = float(image @ inverse @ image)
     return ProfileFit(model, float((1 + np.sum(loo >= distance)) / (n + 1)), int(n), others)
