@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import re
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import calibrated_autoencoders, print_table, write_json  # noqa: E402
 
+from forensics_app.core.calibrate import saved_jpeg_quality  # noqa: E402
 from forensics_app.core.calibration import Calibration, load_calibrations  # noqa: E402
 from forensics_app.core.family import FamilyRule, family_rule  # noqa: E402
 from forensics_app.core.verdict import reading_status  # noqa: E402
@@ -40,10 +40,10 @@ MAX_PNG_LOSS = 0.02  # of the PNG own outputs
 
 
 def group_of(history: str) -> str:
-    match = re.search(r"JPEG q(\d+)", history)
-    if match is None:
+    quality = saved_jpeg_quality(history)
+    if quality is None:
         return "PNG"
-    return "JPEG q>=90" if int(match.group(1)) >= 90 else "JPEG q<90"
+    return "JPEG q>=90" if quality >= 90 else "JPEG q<90"
 
 
 def consistent(scores: np.ndarray, conditions: np.ndarray, model: str, calibrations: dict[str, Calibration],

@@ -242,3 +242,37 @@ def test_only_decisive_methods_rules_reach_the_verdict(installed_zoo):
     findings = engine.analyse_evidence(evidence_from_bytes(Path("crop.png"), buffer.getvalue()))
     assert not any(r.startswith("reconstruction:") or "272" in r for r in findings.verdict.reasons)
     assert any("real calibration samples (crops of" in r for r in findings.verdict.reasons)  # the AEDR rule, stated once
+
+
+def test_the_calibration_split_benchmark_leaves_the_decided_output_out_of_every_calibration():
+    """benchmarks/calibration_outputs.py decides a model's own calibration output out of sample: that output's
+    score leaves the model's own scores and conditions and every other model's cross scores, in step."""
+    import importlib.util
+    import types
+
+    from forensics_app.core.calibrate import saved_jpeg_quality
+    from forensics_app.core.pipeline import LoadedModel
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration_outputs.py"
+    spec = importlib.util.spec_from_file_location("calibration_outputs", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+
+    def loaded(model, own, cross):
+        cal = Calibration(model, "aedr", "2", {}, np.array(own, float), np.ones(5), {},
+                          own_conditions=np.array([f"c{i}" for i in range(len(own))]), cross=cross)
+        return LoadedModel(types.SimpleNamespace(id=model), None, {"aedr": cal}, "test")
+
+    a = loaded("a", [1, 2, 3, 4], {"b": np.array([5.0, 6, 7])})
+    b = loaded("b", [8, 9, 10], {"a": np.array([10.0, 20, 30, 40])})
+    left_a, left_b = (m.calibrations["aedr"] for m in benchmark.without_output([a, b], "a", 1, "aedr"))
+    assert left_a.own_scores.tolist() == [1, 3, 4] and left_a.own_conditions.tolist() == ["c0", "c2", "c3"]
+    assert left_b.cross["a"].tolist() == [10, 30, 40]  # output 1 of a, as b scored it
+    assert left_a.cross["b"].tolist() == [5, 6, 7] and left_b.own_scores.tolist() == [8, 9, 10]  # b's outputs stay
+    assert a.calibrations["aedr"].own_scores.tolist() == [1, 2, 3, 4]  # the engine's calibrations are untouched
+    assert b.calibrations["aedr"].cross["a"].tolist() == [10, 20, 30, 40]
+    assert [saved_jpeg_quality(h) for h in ("decoded, grid offset (1, 2)", "decoded, grid offset (0, 0), JPEG q94",
+                                            "double JPEG q57, q79", "resized x1.20 then JPEG q65")] == [None, 94, 79, 65]
+    assert [benchmark.jpeg_band(h) for h in ("decoded, grid offset (1, 2)", "decoded, grid offset (0, 0), JPEG q86",
+                                             "decoded, grid offset (0, 0), JPEG q85")] == ["not JPEG'd", "JPEG q86-94",
+                                                                                           "JPEG q70-85"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +196,12 @@ def own_pool(autoencoder, folder: Path, plan: CalibrationPlan = CalibrationPlan(
             history += f", JPEG q{q}"
         samples.append(Sample(f"{autoencoder.id}/{path.name}#{k}", output, history, pixel_traces(output).condition))
     return samples
+
+
+def saved_jpeg_quality(history: str) -> int | None:
+    """The quality of the last JPEG save a sample's history records (own_pool, real_sample); None: never saved as JPEG."""
+    found = re.findall(r"q(\d+)", history[history.rfind("JPEG"):]) if "JPEG" in history else []
+    return int(found[-1]) if found else None
 
 
 def score_samples(autoencoder, method, samples: list[Sample], tiling: TilingSettings = TilingSettings(),

@@ -1,0 +1,188 @@
+"""The calibration split's generator outputs, decided out of sample: generators outside the installed set,
+and each generator's own outputs.
+
+    python benchmarks/calibration_outputs.py --home H [--alpha 0.01] [--json OUT] [--no-histories]
+
+Every zoo autoencoder scored the first 300 calibration outputs of every other (the cross scores in its
+calibration), so each output has a score under every candidate, and the product's rule
+(pipeline.calibrated_readings, then verdict.decide; resampling traces taken as absent, JPEG traces from the
+output's pixel condition) can decide it without running a model. No image of the test split is used, so a
+change to the decision rule can be measured here, on 2,700 outputs, without spending the held-out
+benchmark (benchmarks/zoo_attribution.py, 144 outputs).
+
+- **Outside the installed set**: each generator G held out of the candidates in turn; its outputs decided
+  among the others. G's outputs enter none of the calibrations the rule then reads (look-alikes, tests
+  between candidates and profiles use the candidates' own outputs and their scores of each other's).
+- **Own outputs** (the right-generator rate): all generators installed; each output of G decided with that
+  one output left out of every calibration that holds it (G's own scores, which set p_own, the tests
+  between candidates and the profile check; and the other candidates' scores of G's outputs, which set
+  their look-alike shares). The real side never held it. What stays shared: the outputs were made from
+  crops of the same calibration photos whose other crops make up the real pool.
+
+The outputs' histories (JPEG quality) are not in the calibration files; the own outputs are remade from the
+calibration photos (core/calibrate.py own_pool, deterministic), checked against the calibration's recorded
+pixel conditions, and the table splits the own outputs by them (``--no-histories``: by pixel condition
+only). Caveat for both rates: these outputs are 128-192 px crops at random grid offsets (for models that
+search the grid), 60% JPEG'd at quality 70-100, unlike the benchmark's 256 px crops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED, calibrated_autoencoders, print_table, write_json, zoo_with  # noqa: E402
+
+from forensics_app.core.calibrate import CalibrationPlan, own_pool, saved_jpeg_quality, shifts_phase  # noqa: E402
+from forensics_app.core.findings import ATTRIBUTED, NOT_ATTRIBUTED  # noqa: E402
+from forensics_app.core.methods.base import MethodResult  # noqa: E402
+from forensics_app.core.pipeline import AnalysisSettings, Engine, LoadedModel, calibrated_readings  # noqa: E402
+from forensics_app.core.traces import JPEG_TRACES  # noqa: E402
+from forensics_app.core.verdict import decide  # noqa: E402
+
+SIDE = 192  # a calibration output's side at most; a multiple of every latent grid in the zoo
+POOLED = "all held out, pooled"
+CALIBRATION_PHOTOS = SHARED / "images" / "real" / "imagenet1k"  # what scripts/calibrate_zoo.py made them from
+OUTCOMES = ("right", "wrong", "not attributed", "inconclusive")
+
+
+def scores_of(engine: Engine, generator: str) -> dict[str, np.ndarray]:
+    """Each installed model's scores of ``generator``'s calibration outputs (its own scores for itself)."""
+    name = engine.methods[0].name
+    scores = {m.id: m.calibrations[name].own_scores if m.id == generator else m.calibrations[name].cross.get(generator)
+              for m in engine.models}
+    return {model: s for model, s in scores.items() if s is not None}
+
+
+def own_conditions(engine: Engine, generator: str) -> np.ndarray:
+    return next(m for m in engine.models if m.id == generator).calibrations[engine.methods[0].name].own_conditions
+
+
+def verdict_on(engine: Engine, models: list[LoadedModel], scores: dict[str, np.ndarray], i: int, condition: str,
+               alpha: float):
+    """The product's verdict on output i among ``models``, from the scores they gave it."""
+    method = engine.methods[0]
+    results = [(m, method, MethodResult(method.name, method.version, m.id, float(scores[m.id][i]), {}, {}))
+               for m in models]
+    candidates, context = calibrated_readings(results, alpha, condition, (SIDE, SIDE))
+    names = {m.id: m.installed.manifest.display_name for m in models}
+    return decide(candidates, alpha, names, jpeg_traces=condition == JPEG_TRACES, context=context)
+
+
+def outside_verdicts(engine: Engine, held_out: str, alpha: float) -> list[tuple[str, str | None]]:
+    """(condition, model named or None) for each of ``held_out``'s outputs that every other candidate scored."""
+    models = [m for m in engine.models if m.id != held_out]
+    scores = {m: s for m, s in scores_of(engine, held_out).items() if m != held_out}
+    conditions = own_conditions(engine, held_out)
+    out = []
+    for i in range(min(len(s) for s in scores.values())):
+        verdict = verdict_on(engine, models, scores, i, conditions[i], alpha)
+        out.append((conditions[i], verdict.model if verdict.label == ATTRIBUTED else None))
+    return out
+
+
+def outside_rates(engine: Engine, ids: list[str], alpha: float) -> dict:
+    """Per generator held out in turn: its outputs decided, how many were named, as which installed generator
+    and under which pixel condition; and all pooled. Prints the table."""
+    out = {}
+    for held_out in ids:
+        verdicts = outside_verdicts(engine, held_out, alpha)
+        named = Counter(model for _, model in verdicts if model)
+        out[held_out] = {"n": len(verdicts), "named": sum(named.values()), "as": dict(named.most_common()),
+                         "by_condition": dict(Counter(condition for condition, model in verdicts if model))}
+    out[POOLED] = {"n": sum(r["n"] for r in out.values()), "named": sum(r["named"] for r in out.values())}
+    rows = [[m, r["n"], r["named"], f"{r['named'] / r['n']:.3f}", ", ".join(f"{k} {v}" for k, v in r.get("as", {}).items())]
+            for m, r in out.items()]
+    print_table(f"Calibration outputs of each generator held out of the candidates, alpha={alpha}: named as "
+                f"an installed one", ["held out", "outputs", "named", "share", "named as"], rows)
+    return out
+
+
+def without_output(models: list[LoadedModel], generator: str, i: int, method_name: str) -> list[LoadedModel]:
+    """The models with ``generator``'s output i left out of every calibration that holds it."""
+    out = []
+    for m in models:
+        cal = m.calibrations[method_name]
+        if m.id == generator:
+            keep = np.arange(len(cal.own_scores)) != i
+            cal = dataclasses.replace(cal, own_scores=cal.own_scores[keep], own_conditions=cal.own_conditions[keep])
+        elif generator in cal.cross:
+            cal = dataclasses.replace(cal, cross={**cal.cross, generator: np.delete(cal.cross[generator], i)})
+        out.append(dataclasses.replace(m, calibrations={**m.calibrations, method_name: cal}))
+    return out
+
+
+def own_outcomes(engine: Engine, generator: str, alpha: float) -> list[str]:
+    """Per output of ``generator`` that every candidate scored: right, wrong, not attributed or inconclusive."""
+    scores = scores_of(engine, generator)
+    conditions = own_conditions(engine, generator)
+    out = []
+    for i in range(min(len(s) for s in scores.values())):
+        models = without_output(engine.models, generator, i, engine.methods[0].name)
+        verdict = verdict_on(engine, models, scores, i, conditions[i], alpha)
+        out.append(("right" if verdict.model == generator else "wrong") if verdict.label == ATTRIBUTED else
+                   "not attributed" if verdict.label == NOT_ATTRIBUTED else "inconclusive")
+    return out
+
+
+def jpeg_band(history: str) -> str:
+    """The saving an output went through (core/calibrate.py own_pool), in bands around the benchmark's q90."""
+    quality = saved_jpeg_quality(history)
+    if quality is None:
+        return "not JPEG'd"
+    return "JPEG q95-100" if quality >= 95 else "JPEG q86-94" if quality >= 86 else "JPEG q70-85"
+
+
+def histories(engine: Engine, generator: str) -> list[str] | None:
+    """The own outputs' histories, remade from the calibration photos; None (and says why) when the remade
+    outputs' pixel conditions differ from the calibration's (made elsewhere, or from other photos)."""
+    loaded = next(m for m in engine.models if m.id == generator)
+    remade = own_pool(loaded.autoencoder, CALIBRATION_PHOTOS, CalibrationPlan(),
+                      shifts_phase(engine.methods[0], loaded.autoencoder))
+    recorded = own_conditions(engine, generator)
+    if [s.condition for s in remade[:len(recorded)]] != list(recorded):
+        print(f"{generator}: the remade outputs do not match the calibration's; split by pixel condition only")
+        return None
+    return [s.history for s in remade]
+
+
+def own_rates(engine: Engine, ids: list[str], alpha: float, with_histories: bool = True) -> dict:
+    """Per generator, all installed: its outputs' outcomes, per JPEG band (or pixel condition) and in all."""
+    out = {}
+    for generator in ids:
+        outcomes = own_outcomes(engine, generator, alpha)
+        made = histories(engine, generator) if with_histories else None
+        groups = [jpeg_band(h) for h in made[:len(outcomes)]] if made else list(own_conditions(engine, generator))
+        out[generator] = {"all": dict(Counter(outcomes), n=len(outcomes))}
+        for group in sorted(set(groups)):
+            picked = [o for o, g in zip(outcomes, groups) if g == group]
+            out[generator][group] = dict(Counter(picked), n=len(picked))
+    groups = sorted({g for r in out.values() for g in r})
+    rows = [[model, group, r[group]["n"], *(f"{r[group].get(o, 0) / r[group]['n']:.2f}" for o in OUTCOMES)]
+            for model, r in out.items() for group in groups if group in r]
+    print_table(f"Own calibration outputs, all installed, each left out of the calibrations, alpha={alpha}",
+                ["generator", "outputs", "n", *OUTCOMES], rows)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--alpha", type=float, default=0.01)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-histories", action="store_true", help="split own outputs by pixel condition only")
+    args = parser.parse_args()
+    ids = calibrated_autoencoders()
+    engine = Engine(zoo_with(args.home, ids), AnalysisSettings(models=tuple(ids), methods=("aedr",), alpha=args.alpha))
+    write_json(args.json, {"alpha": args.alpha, "held_out": outside_rates(engine, ids, args.alpha),
+                           "own": own_rates(engine, ids, args.alpha, not args.no_histories)})
+
+
+if __name__ == "__main__":
+    main()
