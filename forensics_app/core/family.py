@@ -299,7 +299,11 @@ def _condition_mask(conditions: np.ndarray | None, m: int, condition: str | None
     return mask if mask.sum() >= MIN_PAIR_SAMPLES else np.ones(m, dtype=bool)
 
 
-PROFILE_LEVEL = PAIR_TEST_LEVEL  # like the tests between candidates, it guards against a wrong generator
+# Set on the calibration split (benchmarks/calibration_outputs.py; no test-split image): with strong JPEG
+# traces withholding names, outputs of generators held out of the installed set were named 59 of 2,700 times
+# at 5% and 45 (1.7%, under the 2% target) at 10%, for 38 of the 2,700 own outputs (1.4%) no longer named;
+# the model's own outputs fail it at most this often, by construction.
+PROFILE_LEVEL = 0.10
 
 
 @dataclass
