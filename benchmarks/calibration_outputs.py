@@ -2,6 +2,7 @@
 and each generator's own outputs.
 
     python benchmarks/calibration_outputs.py --home H [--alpha 0.01] [--json OUT] [--no-histories]
+                                             [--models taef2,...]
 
 Every zoo autoencoder scored the first 300 calibration outputs of every other (the cross scores in its
 calibration), so each output has a score under every candidate, and the product's rule
@@ -177,10 +178,12 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-histories", action="store_true", help="split own outputs by pixel condition only")
+    parser.add_argument("--models", help="the installed set, comma-separated (default: every calibrated autoencoder)")
     args = parser.parse_args()
-    ids = calibrated_autoencoders()
+    ids = args.models.split(",") if args.models else calibrated_autoencoders()
     engine = Engine(zoo_with(args.home, ids), AnalysisSettings(models=tuple(ids), methods=("aedr",), alpha=args.alpha))
-    write_json(args.json, {"alpha": args.alpha, "held_out": outside_rates(engine, ids, args.alpha),
+    held_out = outside_rates(engine, ids, args.alpha) if len(ids) > 1 else {}  # a generator alone has no others
+    write_json(args.json, {"alpha": args.alpha, "models": ids, "held_out": held_out,
                            "own": own_rates(engine, ids, args.alpha, not args.no_histories)})
 
 

@@ -194,7 +194,7 @@ def own_calibration_line(own: dict) -> str:
         right = ", ".join(f"{model} {r.get('right', 0)} of {r['n']}" for model, r in rows.items())
         wrong = sum(r.get("wrong", 0) for r in rows.values())
         parts.append(f"{band}: {right}; named wrongly {wrong} of {sum(r['n'] for r in rows.values())}")
-    return ("the same on many more outputs: each autoencoder's 300 calibration-split outputs (128-192 px crops), "
+    return ("own outputs on many more images: each autoencoder's 300 calibration-split outputs (128-192 px crops), "
             "each left out of every calibration and decided among all installed generators from their scores "
             "(resampling traces not seen), attributed to their generator: " + "; ".join(parts))
 
@@ -232,7 +232,8 @@ def summary_lines(results: dict, k: int) -> list[str]:
                  f"rule abstains where a threshold would rest on fewer than {MIN_TAIL_SAMPLES} real samples, and names "
                  f"no generator where outputs of an installed look-alike reach the image's score, where no one of "
                  f"several consistent candidates wins its test against each other, where the other candidates score "
-                 f"the image unlike the named one's outputs, or where the pixels show resampling traces)")
+                 f"the image unlike the named one's outputs, or where the pixels show resampling traces or strong "
+                 f"JPEG traces)")
     lines += [f"TAEF2 alone, {source}: attributed {count(r, 'right') if 'taef2' in source else count(r, 'wrong')}"
               for source, r in alone.items()]
     return lines
