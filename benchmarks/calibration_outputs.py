@@ -18,7 +18,9 @@ benchmark (benchmarks/zoo_attribution.py, 144 outputs).
   one output left out of every calibration that holds it (G's own scores, which set p_own, the tests
   between candidates and the profile check; and the other candidates' scores of G's outputs, which set
   their look-alike shares). The real side never held it. What stays shared: the outputs were made from
-  crops of the same calibration photos whose other crops make up the real pool.
+  crops of the same calibration photos whose other crops make up the real pool, and output i of every
+  generator was made from the same photo (own_pool draws them alike), so the others' calibrations keep
+  their output of that photo.
 
 The outputs' histories (JPEG quality) are not in the calibration files; the own outputs are remade from the
 calibration photos (core/calibrate.py own_pool, deterministic), checked against the calibration's recorded
@@ -141,8 +143,12 @@ def jpeg_band(history: str) -> str:
 
 
 def histories(engine: Engine, generator: str) -> list[str] | None:
-    """The own outputs' histories, remade from the calibration photos; None (and says why) when the remade
-    outputs' pixel conditions differ from the calibration's (made elsewhere, or from other photos)."""
+    """The own outputs' histories, remade from the calibration photos; None (and says why) when the photos are
+    not here or the remade outputs' pixel conditions differ from the calibration's (made elsewhere, or from
+    other photos)."""
+    if not CALIBRATION_PHOTOS.is_dir():
+        print(f"{CALIBRATION_PHOTOS} is not here; split by pixel condition only")
+        return None
     loaded = next(m for m in engine.models if m.id == generator)
     remade = own_pool(loaded.autoencoder, CALIBRATION_PHOTOS, CalibrationPlan(),
                       shifts_phase(engine.methods[0], loaded.autoencoder))

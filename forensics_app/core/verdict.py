@@ -28,7 +28,8 @@ Decision rule (documented in the README and printed in every report):
   of the time: the score cannot tell that model from generators like the other, and a generator
   outside the zoo that resembles them both would be attributed to it (measured: outputs of held-out
   autoencoders were attributed to a look-alike 24% of the time without this guard) -> inconclusive.
-- Strong JPEG traces in the pixels (quality about 85 or lower) withhold a positive as well as a negative:
+- Strong JPEG compression (quality about 85 or lower: strong JPEG traces in the pixels, or the file's own
+  tables) withholds a positive as well as a negative, before any test between candidates:
   measured on the calibration split's generator outputs, each left out of the calibrations, 10 of the 61
   own outputs saved at quality 70-85 that were attributed were named as the wrong installed generator,
   and a third of the outputs of generators held out of the installed set that were named showed these
@@ -51,6 +52,7 @@ from forensics_app.core.findings import (
     Verdict)
 
 HEAVY_JPEG_QUALITY = 90  # below this estimated quality, compression erases most autoencoder traces
+STRONG_JPEG_QUALITY = 85  # at or below this (the file's tables, or strong traces in the pixels) no name either
 
 
 def reading_status(p_own: float | None, p_real: float | None, critical_p: float | None, alpha: float) -> str:
@@ -135,14 +137,16 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
                        "or rotated after it was made, which moves a decoder's traces off its grid: a negative result "
                        "is not informative, and a positive one is not measured")
 
-    if jpeg_traces and consistent:
+    strong_jpeg = jpeg_traces or (jpeg_quality is not None and jpeg_quality <= STRONG_JPEG_QUALITY)
+    if strong_jpeg and consistent:
         names = ", ".join(name(m) for m in consistent)
-        reasons.append("the pixels show strong JPEG quantisation traces (quality about 85 or lower): at that "
-                       "compression the tests between generators and the look-alike checks measured on the "
-                       "calibration outputs failed too often for a generator to be named")
+        seen = "strong JPEG traces in its pixels" if jpeg_traces else f"JPEG quality {jpeg_quality} by its file's tables"
+        reasons.append(f"JPEG compression at quality about {STRONG_JPEG_QUALITY} or lower: at that compression the "
+                       f"tests between generators and the look-alike checks, measured on the calibration outputs, "
+                       f"failed too often for a generator to be named")
         return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with {names}, but the image was compressed "
-                       f"heavily (strong JPEG traces in its pixels), which leaves too little of a decoder's traces "
-                       f"to tell generators apart: no generator is named.", reasons)
+                       f"heavily ({seen}), which leaves too little of a decoder's traces to tell generators apart: "
+                       f"no generator is named.", reasons)
     beaten: set[str] = set()  # candidates the singled-out one has beaten in a test between them
     if len(consistent) > 1:
         singled = single_out(consistent, context.pair_tests)

@@ -611,9 +611,9 @@ def _extractor_calibration(name: str, cal: dict) -> str:
 
 FAILURE_MODES = [
     "Heavy compression: JPEG below quality about 90, or repeated re-compression, erases the fine-scale traces "
-    "the methods rely on; negatives on such files are reported as inconclusive, and where the pixels show "
-    "strong JPEG traces (quality about 85 or lower) no generator is named either: at that compression the "
-    "tests between generators named the wrong one too often.",
+    "the methods rely on; negatives on such files are reported as inconclusive, and at quality about 85 or "
+    "lower (strong JPEG traces in the pixels, or the file's own tables) no generator is named either: at that "
+    "compression the tests between generators named the wrong one too often.",
     "Resizing, cropping to odd offsets, rotation and filters change every pixel and move an image away from "
     "the decoder's outputs: a generated image may then look like a photo.",
     "Screenshots and screen recordings re-sample and re-encode the image; treat them like resized images.",
