@@ -2,7 +2,7 @@
 and each generator's own outputs.
 
     python benchmarks/calibration_outputs.py --home H [--alpha 0.01] [--json OUT] [--no-histories]
-                                             [--models taef2,...]
+                                             [--models taef2,...] [--alone taef2,...]
 
 Every zoo autoencoder scored the first 300 calibration outputs of every other (the cross scores in its
 calibration), so each output has a score under every candidate, and the product's rule
@@ -21,6 +21,9 @@ benchmark (benchmarks/zoo_attribution.py, 144 outputs).
   crops of the same calibration photos whose other crops make up the real pool, and output i of every
   generator was made from the same photo (own_pool draws them alike), so the others' calibrations keep
   their output of that photo.
+- **One model alone** (``--alone``): every other generator's outputs decided with that model the only
+  candidate, as a user who installs only it would; with nothing else installed no look-alike, test
+  between candidates or profile check can hold a name back.
 
 The outputs' histories (JPEG quality) are not in the calibration files; the own outputs are remade from the
 calibration photos (core/calibrate.py own_pool, deterministic), checked against the calibration's recorded
@@ -43,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, calibrated_autoencoders, print_table, write_json, zoo_with  # noqa: E402
 
 from forensics_app.core.calibrate import CalibrationPlan, own_pool, saved_jpeg_quality, shifts_phase  # noqa: E402
-from forensics_app.core.findings import ATTRIBUTED, NOT_ATTRIBUTED  # noqa: E402
+from forensics_app.core.findings import ATTRIBUTED, CONSISTENT, NOT_ATTRIBUTED  # noqa: E402
 from forensics_app.core.methods.base import MethodResult  # noqa: E402
 from forensics_app.core.pipeline import AnalysisSettings, Engine, LoadedModel, calibrated_readings  # noqa: E402
 from forensics_app.core.traces import JPEG_TRACES  # noqa: E402
@@ -69,13 +72,13 @@ def own_conditions(engine: Engine, generator: str) -> np.ndarray:
 
 def verdict_on(engine: Engine, models: list[LoadedModel], scores: dict[str, np.ndarray], i: int, condition: str,
                alpha: float):
-    """The product's verdict on output i among ``models``, from the scores they gave it."""
+    """The product's verdict on output i among ``models``, from the scores they gave it, and the readings."""
     method = engine.methods[0]
     results = [(m, method, MethodResult(method.name, method.version, m.id, float(scores[m.id][i]), {}, {}))
                for m in models]
     candidates, context = calibrated_readings(results, alpha, condition, (SIDE, SIDE))
     names = {m.id: m.installed.manifest.display_name for m in models}
-    return decide(candidates, alpha, names, jpeg_traces=condition == JPEG_TRACES, context=context)
+    return decide(candidates, alpha, names, jpeg_traces=condition == JPEG_TRACES, context=context), candidates
 
 
 def outside_verdicts(engine: Engine, held_out: str, alpha: float) -> list[tuple[str, str | None]]:
@@ -85,7 +88,7 @@ def outside_verdicts(engine: Engine, held_out: str, alpha: float) -> list[tuple[
     conditions = own_conditions(engine, held_out)
     out = []
     for i in range(min(len(s) for s in scores.values())):
-        verdict = verdict_on(engine, models, scores, i, conditions[i], alpha)
+        verdict, _ = verdict_on(engine, models, scores, i, conditions[i], alpha)
         out.append((conditions[i], verdict.model if verdict.label == ATTRIBUTED else None))
     return out
 
@@ -107,6 +110,23 @@ def outside_rates(engine: Engine, ids: list[str], alpha: float) -> dict:
     return out
 
 
+def named_alone(engine: Engine, model: str, alpha: float) -> dict:
+    """Every other generator's calibration outputs decided with ``model`` the only candidate: how many are
+    named as it (no look-alike, test or profile can hold one back when nothing else is installed)."""
+    alone = [m for m in engine.models if m.id == model]
+    out = {}
+    for generator in (m.id for m in engine.models if m.id != model):
+        scores = {model: scores_of(engine, generator)[model]}
+        conditions = own_conditions(engine, generator)
+        named = [verdict_on(engine, alone, scores, i, conditions[i], alpha)[0].label == ATTRIBUTED
+                 for i in range(len(scores[model]))]
+        out[generator] = {"n": len(named), "named": sum(named)}
+    out[POOLED] = {"n": sum(r["n"] for r in out.values()), "named": sum(r["named"] for r in out.values())}
+    print_table(f"Other generators' calibration outputs with {model} alone installed, alpha={alpha}: named as it",
+                ["generator", "outputs", "named"], [[g, r["n"], r["named"]] for g, r in out.items()])
+    return out
+
+
 def without_output(models: list[LoadedModel], generator: str, i: int, method_name: str) -> list[LoadedModel]:
     """The models with ``generator``'s output i left out of every calibration that holds it."""
     out = []
@@ -121,16 +141,18 @@ def without_output(models: list[LoadedModel], generator: str, i: int, method_nam
     return out
 
 
-def own_outcomes(engine: Engine, generator: str, alpha: float) -> list[str]:
-    """Per output of ``generator`` that every candidate scored: right, wrong, not attributed or inconclusive."""
+def own_outcomes(engine: Engine, generator: str, alpha: float) -> list[tuple[str, bool]]:
+    """Per output of ``generator`` that every candidate scored: right, wrong, not attributed or inconclusive;
+    and whether its maker's reading was consistent (if not, the score fell short; if so, the rule held back)."""
     scores = scores_of(engine, generator)
     conditions = own_conditions(engine, generator)
     out = []
     for i in range(min(len(s) for s in scores.values())):
         models = without_output(engine.models, generator, i, engine.methods[0].name)
-        verdict = verdict_on(engine, models, scores, i, conditions[i], alpha)
-        out.append(("right" if verdict.model == generator else "wrong") if verdict.label == ATTRIBUTED else
+        verdict, candidates = verdict_on(engine, models, scores, i, conditions[i], alpha)
+        outcome = (("right" if verdict.model == generator else "wrong") if verdict.label == ATTRIBUTED else
                    "not attributed" if verdict.label == NOT_ATTRIBUTED else "inconclusive")
+        out.append((outcome, next(c.status for c in candidates if c.model == generator) == CONSISTENT))
     return out
 
 
@@ -160,21 +182,24 @@ def histories(engine: Engine, generator: str) -> list[str] | None:
 
 
 def own_rates(engine: Engine, ids: list[str], alpha: float, with_histories: bool = True) -> dict:
-    """Per generator, all installed: its outputs' outcomes, per JPEG band (or pixel condition) and in all."""
+    """Per generator, all installed: its outputs' outcomes, per JPEG band (or pixel condition) and in all, with
+    how many had their maker's reading consistent."""
     out = {}
     for generator in ids:
         outcomes = own_outcomes(engine, generator, alpha)
         made = histories(engine, generator) if with_histories else None
         groups = [jpeg_band(h) for h in made[:len(outcomes)]] if made else list(own_conditions(engine, generator))
-        out[generator] = {"all": dict(Counter(outcomes), n=len(outcomes))}
-        for group in sorted(set(groups)):
-            picked = [o for o, g in zip(outcomes, groups) if g == group]
-            out[generator][group] = dict(Counter(picked), n=len(picked))
+        out[generator] = {}
+        for group in ["all", *sorted(set(groups))]:
+            picked = [o for o, g in zip(outcomes, groups) if group in ("all", g)]
+            out[generator][group] = dict(Counter(o for o, _ in picked), n=len(picked),
+                                         maker_consistent=sum(m for _, m in picked))
     groups = sorted({g for r in out.values() for g in r})
-    rows = [[model, group, r[group]["n"], *(f"{r[group].get(o, 0) / r[group]['n']:.2f}" for o in OUTCOMES)]
+    rows = [[model, group, r[group]["n"], *(f"{r[group].get(o, 0) / r[group]['n']:.2f}" for o in OUTCOMES),
+             f"{r[group]['maker_consistent'] / r[group]['n']:.2f}"]
             for model, r in out.items() for group in groups if group in r]
     print_table(f"Own calibration outputs, all installed, each left out of the calibrations, alpha={alpha}",
-                ["generator", "outputs", "n", *OUTCOMES], rows)
+                ["generator", "outputs", "n", *OUTCOMES, "maker consistent"], rows)
     return out
 
 
@@ -185,11 +210,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-histories", action="store_true", help="split own outputs by pixel condition only")
     parser.add_argument("--models", help="the installed set, comma-separated (default: every calibrated autoencoder)")
+    parser.add_argument("--alone", help="models to install alone, comma-separated: how often the others' outputs are "
+                                        "named as each")
     args = parser.parse_args()
     ids = args.models.split(",") if args.models else calibrated_autoencoders()
     engine = Engine(zoo_with(args.home, ids), AnalysisSettings(models=tuple(ids), methods=("aedr",), alpha=args.alpha))
     held_out = outside_rates(engine, ids, args.alpha) if len(ids) > 1 else {}  # a generator alone has no others
-    write_json(args.json, {"alpha": args.alpha, "models": ids, "held_out": held_out,
+    alone = {m: named_alone(engine, m, args.alpha) for m in args.alone.split(",")} if args.alone else {}
+    write_json(args.json, {"alpha": args.alpha, "models": ids, "held_out": held_out, "alone": alone,
                            "own": own_rates(engine, ids, args.alpha, not args.no_histories)})
 
 

@@ -32,7 +32,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (SHARED, calibrated_autoencoders, crops, generated_images, held_out_photos,  # noqa: E402
                     print_table, write_json, zoo_with)
-from calibration_outputs import POOLED, outside_rates, own_rates  # noqa: E402
+from calibration_outputs import POOLED, named_alone, outside_rates, own_rates  # noqa: E402
 
 from forensics_app.core.calibrate import jpeg_roundtrip, parameters_for, resized, test_split, to_uint8  # noqa: E402
 from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
@@ -236,6 +236,11 @@ def summary_lines(results: dict, k: int) -> list[str]:
                  f"JPEG traces)")
     lines += [f"TAEF2 alone, {source}: attributed {count(r, 'right') if 'taef2' in source else count(r, 'wrong')}"
               for source, r in alone.items()]
+    others = results.get("taef2 alone, other generators' calibration outputs")
+    if others:
+        lines.append(f"TAEF2 alone, the other {len(others) - 1} autoencoders' calibration-split outputs (128-192 px "
+                     f"crops, 60% JPEG'd): attributed to TAEF2 {others[POOLED]['named']} of {others[POOLED]['n']} "
+                     f"(with nothing else installed, no look-alike can hold a name back)")
     return lines
 
 
@@ -292,6 +297,7 @@ def main() -> None:
     # the same question on many more outputs: each generator's calibration outputs, from their cross scores
     results["held out in turn, calibration outputs"] = outside_rates(engine, ids, args.alpha)
     results["own, calibration outputs"] = own_rates(engine, ids, args.alpha)
+    results["taef2 alone, other generators' calibration outputs"] = named_alone(engine, "taef2", args.alpha)
 
     alone_items = [i for i in items if i["maker"] in (None, "taef2") and (i["maker"] or i["source"] == "real photos")]
     alone = list(zip(alone_items, verdicts(engine, alone_items, scored, ["taef2"])))
