@@ -83,7 +83,7 @@ def verdict_on(engine: Engine, models: list[LoadedModel], scores: dict[str, np.n
 
 def outside_verdicts(engine: Engine, held_out: str, alpha: float) -> list[tuple[str, str | None]]:
     """(condition, model named or None) for each of ``held_out``'s outputs that every other candidate scored."""
-    models = [m for m in engine.models if m.id != held_out]
+    models = without_generator([m for m in engine.models if m.id != held_out], held_out, engine.methods[0].name)
     scores = {m: s for m, s in scores_of(engine, held_out).items() if m != held_out}
     conditions = own_conditions(engine, held_out)
     out = []
@@ -111,11 +111,11 @@ def outside_rates(engine: Engine, ids: list[str], alpha: float) -> dict:
 
 
 def named_alone(engine: Engine, model: str, alpha: float) -> dict:
-    """Every other generator's calibration outputs decided with ``model`` the only candidate: how many are
-    named as it (no look-alike, test or profile can hold one back when nothing else is installed)."""
-    alone = [m for m in engine.models if m.id == model]
+    """Every other generator's calibration outputs decided with ``model`` the only candidate, without that
+    generator's outputs in its calibration: how many are named as it."""
     out = {}
     for generator in (m.id for m in engine.models if m.id != model):
+        alone = without_generator([m for m in engine.models if m.id == model], generator, engine.methods[0].name)
         scores = {model: scores_of(engine, generator)[model]}
         conditions = own_conditions(engine, generator)
         named = [verdict_on(engine, alone, scores, i, conditions[i], alpha)[0].label == ATTRIBUTED
@@ -136,7 +136,21 @@ def without_output(models: list[LoadedModel], generator: str, i: int, method_nam
             keep = np.arange(len(cal.own_scores)) != i
             cal = dataclasses.replace(cal, own_scores=cal.own_scores[keep], own_conditions=cal.own_conditions[keep])
         elif generator in cal.cross:
-            cal = dataclasses.replace(cal, cross={**cal.cross, generator: np.delete(cal.cross[generator], i)})
+            cal = dataclasses.replace(cal, cross={**cal.cross, generator: np.delete(cal.cross[generator], i)},
+                                      cross_conditions={g: np.delete(c, i) if g == generator else c
+                                                        for g, c in cal.cross_conditions.items()})
+        out.append(dataclasses.replace(m, calibrations={**m.calibrations, method_name: cal}))
+    return out
+
+
+def without_generator(models: list[LoadedModel], generator: str, method_name: str) -> list[LoadedModel]:
+    """The models without ``generator``'s outputs in their calibrations: it plays a generator no calibration
+    knows (the look-alike guard reads the scores of every generator a model's calibration holds)."""
+    out = []
+    for m in models:
+        cal = m.calibrations[method_name]
+        cal = dataclasses.replace(cal, cross={g: s for g, s in cal.cross.items() if g != generator},
+                                  cross_conditions={g: c for g, c in cal.cross_conditions.items() if g != generator})
         out.append(dataclasses.replace(m, calibrations={**m.calibrations, method_name: cal}))
     return out
 

@@ -32,7 +32,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (SHARED, calibrated_autoencoders, crops, generated_images, held_out_photos,  # noqa: E402
                     print_table, write_json, zoo_with)
-from calibration_outputs import POOLED, named_alone, outside_rates, own_rates  # noqa: E402
+from calibration_outputs import POOLED, named_alone, outside_rates, own_rates, without_generator  # noqa: E402
 
 from forensics_app.core.calibrate import jpeg_roundtrip, parameters_for, resized, test_split, to_uint8  # noqa: E402
 from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
@@ -150,8 +150,10 @@ def complete_grid_checks(engine: Engine, items: list[dict], scored: dict, cache:
             print(f"  grid checks {n}/{len(todo)} ({(time.perf_counter() - started) / n:.1f} s each)", flush=True)
 
 
-def verdicts(engine: Engine, items: list[dict], scored: dict, candidates: list[str]) -> list:
-    by_id = {m.id: m for m in engine.models}
+def verdicts(engine: Engine, items: list[dict], scored: dict, candidates: list[str],
+             models: list | None = None) -> list:
+    """The engine's verdicts from cached readings; ``models``: the loaded models to read calibrations from."""
+    by_id = {m.id: m for m in models or engine.models}
     method = engine.methods[0]
     out = []
     for item in items:
@@ -240,7 +242,8 @@ def summary_lines(results: dict, k: int) -> list[str]:
     if others:
         lines.append(f"TAEF2 alone, the other {len(others) - 1} autoencoders' calibration-split outputs (128-192 px "
                      f"crops, 60% JPEG'd): attributed to TAEF2 {others[POOLED]['named']} of {others[POOLED]['n']} "
-                     f"(with nothing else installed, no look-alike can hold a name back)")
+                     f"(each generator's outputs taken out of TAEF2's calibration; only the look-alike guard, "
+                     f"from the others' outputs that TAEF2's calibration holds, can hold a name back)")
     return lines
 
 
@@ -285,7 +288,8 @@ def main() -> None:
     for held_out in ids:
         others = [m for m in ids if m != held_out]
         own = [i for i in items if i["maker"] == held_out and i["form"] in ("PNG", "JPEG q90")]
-        outside[held_out] = shares(list(zip(own, verdicts(engine, own, scored, others))))  # any attribution is wrong
+        unknown = without_generator(engine.models, held_out, engine.methods[0].name)  # no calibration knows it
+        outside[held_out] = shares(list(zip(own, verdicts(engine, own, scored, others, unknown))))  # any is wrong
     total = sum(r["n"] for r in outside.values())
     outside[POOLED] = {"n": total, "right": 0.0,
                                        "wrong": sum(r["wrong"] * r["n"] for r in outside.values()) / total,

@@ -147,6 +147,15 @@ def stage_cross(args, ids: list[str], all_ids: list[str]) -> None:
         print(f"{model_id}: cross scores of {len(cross)} models", flush=True)
 
 
+def own_conditions_of(work: Path, model_id: str) -> np.ndarray:
+    """The pixel conditions of a model's own outputs, in order: from this run's own stage, else its shipped file."""
+    own_file = work / f"{model_id}.own.pkl"
+    if own_file.exists():
+        with open(own_file, "rb") as f:
+            return np.array([s.condition for s in pickle.load(f)["samples"]])
+    return load_calibrations(ROOT / "model_zoo" / f"{model_id}.calibration.json")[METHOD.name].own_conditions
+
+
 def stage_write(args, ids: list[str]) -> None:
     parts = [json.loads(f.read_text()) for f in args.real or [args.work / "real_scores.json"]]
     real = merged(parts, calibration_split(REAL), ids)
@@ -164,6 +173,8 @@ def stage_write(args, ids: list[str]) -> None:
             calibration.own_conditions = np.array([s.condition for s in own["samples"]])
         if cross_file.exists():
             calibration.cross = {m: np.asarray(v) for m, v in json.loads(cross_file.read_text()).items()}
+        calibration.cross_conditions = {other: own_conditions_of(args.work, other)[:len(scores)]
+                                        for other, scores in calibration.cross.items()}
         cross_samples = max((len(v) for v in calibration.cross.values()), default=CalibrationPlan().cross_samples)
         plan = replace(CalibrationPlan(), cross_samples=cross_samples)
         # the method as it scored now: a calibration keeps what it was made with, or it is not found stale

@@ -11,8 +11,8 @@ from PIL import Image
 
 from conftest import real_crop
 from forensics_app.core.calibration import Calibration
-from forensics_app.core.family import (MIN_TAIL_SAMPLES, PairTest, critical_p_value, family_rule, pair_test, p_values,
-                                       profile_fit, single_out, wrong_generator_rates)
+from forensics_app.core.family import (MIN_TAIL_SAMPLES, PairTest, critical_p_value, family_rule, look_alikes, pair_test,
+                                       p_values, profile_fit, single_out, wrong_generator_rates)
 from forensics_app.core.findings import CONSISTENT, REJECTED, CandidateFinding
 from forensics_app.core.verdict import DecisionContext, decide
 
@@ -100,6 +100,23 @@ def test_wrong_generator_rate_is_read_from_other_candidates_outputs():
     rates = wrong_generator_rates("a", 1.2, calibrations, None)
     assert rates["n"] == 150 and rates["per_generator"]["b"]["rate"] == pytest.approx(np.mean(calibrations["a"].cross["b"] <= 1.2))
     assert wrong_generator_rates("a", None, calibrations, None) == {}
+
+
+def test_look_alikes_include_generators_that_are_not_installed_in_their_outputs_condition(tmp_path):
+    """A model's calibration holds its scores of other generators' outputs, with their pixel conditions: a
+    generator the user did not install is still weighed as a look-alike, on the outputs of the image's condition."""
+    from forensics_app.core.calibration import load_calibrations, save_calibrations
+
+    jpeg, clean = "JPEG traces (quality about 85 or lower)", "no strong JPEG traces"
+    scores = np.concatenate([np.full(60, 1.0), np.full(60, 5.0)])  # the clean outputs score low, the JPEG'd high
+    a = Calibration("a", "aedr", "2", {}, np.ones(10), np.ones(10), {}, cross={"z": scores},
+                    cross_conditions={"z": np.array([clean] * 60 + [jpeg] * 60)})
+    save_calibrations(tmp_path / "a.json", [a])
+    a = load_calibrations(tmp_path / "a.json")["aedr"]  # the conditions travel with the file
+    assert look_alikes("a", 2.0, {"a": a}, clean) == {"z": 1.0}  # z is not installed, yet weighed
+    assert look_alikes("a", 2.0, {"a": a}, jpeg) == {"z": 0.0}
+    a.cross_conditions = {}  # an older file: the conditions are unknown, so every output counts
+    assert look_alikes("a", 2.0, {"a": a}, clean) == {"z": 0.5}
 
 
 def test_the_test_between_look_alikes_names_the_generator_whose_outputs_fit():
@@ -265,9 +282,13 @@ def test_the_calibration_split_benchmark_leaves_the_decided_output_out_of_every_
 
     a = loaded("a", [1, 2, 3, 4], {"b": np.array([5.0, 6, 7])})
     b = loaded("b", [8, 9, 10], {"a": np.array([10.0, 20, 30, 40])})
+    b.calibrations["aedr"].cross_conditions = {"a": np.array(["c0", "c1", "c2", "c3"])}
     left_a, left_b = (m.calibrations["aedr"] for m in benchmark.without_output([a, b], "a", 1, "aedr"))
     assert left_a.own_scores.tolist() == [1, 3, 4] and left_a.own_conditions.tolist() == ["c0", "c2", "c3"]
     assert left_b.cross["a"].tolist() == [10, 30, 40]  # output 1 of a, as b scored it
+    assert left_b.cross_conditions["a"].tolist() == ["c0", "c2", "c3"]
+    unknown_a = benchmark.without_generator([b], "a", "aedr")[0].calibrations["aedr"]  # a plays an unknown generator
+    assert unknown_a.cross == {} and unknown_a.cross_conditions == {} and "a" in b.calibrations["aedr"].cross
     assert left_a.cross["b"].tolist() == [5, 6, 7] and left_b.own_scores.tolist() == [8, 9, 10]  # b's outputs stay
     assert a.calibrations["aedr"].own_scores.tolist() == [1, 2, 3, 4]  # the engine's calibrations are untouched
     assert b.calibrations["aedr"].cross["a"].tolist() == [10, 20, 30, 40]

@@ -41,6 +41,8 @@ class Calibration:
     real_conditions: np.ndarray | None = None
     real_ids: np.ndarray | None = None  # per real sample: its id in the shared real pool (core/calibrate.py)
     cross: dict[str, np.ndarray] = field(default_factory=dict)  # other model -> this model's scores of its outputs
+    # other model -> the pixel conditions of those outputs (so that a model not installed can be weighed as a look-alike)
+    cross_conditions: dict[str, np.ndarray] = field(default_factory=dict)
 
     def for_condition(self, condition: str | None) -> Calibration:
         """The samples whose pixels show this condition (all samples when none were recorded)."""
@@ -50,7 +52,7 @@ class Calibration:
         return Calibration(self.model, self.method, self.method_version, self.parameters, self.own_scores[own],
                            self.real_scores[real], dict(self.data, condition=condition), self.created,
                            self.own_conditions[own], self.real_conditions[real],
-                           None if self.real_ids is None else self.real_ids[real], self.cross)
+                           None if self.real_ids is None else self.real_ids[real], self.cross, self.cross_conditions)
 
     def restricted_to(self, ids: np.ndarray) -> Calibration:
         """Only the real samples with these ids, in that order (the samples shared by every candidate)."""
@@ -59,7 +61,7 @@ class Calibration:
         return Calibration(self.model, self.method, self.method_version, self.parameters, self.own_scores,
                            self.real_scores[rows], self.data, self.created, self.own_conditions,
                            None if self.real_conditions is None else self.real_conditions[rows], np.asarray(ids),
-                           self.cross)
+                           self.cross, self.cross_conditions)
 
     def p_own(self, score: float) -> float:
         return float((1 + np.sum(self.own_scores >= score)) / (len(self.own_scores) + 1))
@@ -93,7 +95,8 @@ class Calibration:
                 "parameters": self.parameters, "own_scores": self.own_scores.tolist(),
                 "real_scores": self.real_scores.tolist(), "data": self.data, "created": self.created,
                 **{k: v.tolist() for k, v in optional.items() if v is not None},
-                "cross": {m: v.tolist() for m, v in sorted(self.cross.items())}}
+                "cross": {m: v.tolist() for m, v in sorted(self.cross.items())},
+                "cross_conditions": {m: v.tolist() for m, v in sorted(self.cross_conditions.items())}}
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
@@ -101,7 +104,8 @@ class Calibration:
         return cls(d["model"], d["method"], d["method_version"], d.get("parameters", {}),
                    np.asarray(d["own_scores"], dtype=np.float64), np.asarray(d["real_scores"], dtype=np.float64),
                    d.get("data", {}), d.get("created", ""), **labels,
-                   cross={m: np.asarray(v, dtype=np.float64) for m, v in d.get("cross", {}).items()})
+                   cross={m: np.asarray(v, dtype=np.float64) for m, v in d.get("cross", {}).items()},
+                   cross_conditions={m: np.asarray(v, dtype=str) for m, v in d.get("cross_conditions", {}).items()})
 
 
 def save_calibrations(path: Path, calibrations: list[Calibration]) -> None:

@@ -185,13 +185,19 @@ def wrong_generator_rates(model: str, threshold: float | None, calibrations: dic
 
 
 def look_alikes(model: str, score: float, calibrations: dict[str, Calibration], condition: str | None) -> dict:
-    """Per other candidate: the share of its own outputs that score at least as low as this image under ``model``."""
+    """Per other known generator: the share of its outputs that score at least as low as this image under ``model``.
+
+    Known: every generator whose outputs ``model`` scored (its calibration's cross scores), installed or not;
+    a generator the user did not install still makes outputs that this score cannot tell from the model's."""
     own = calibrations[model]
     out = {}
-    for other, calibration in sorted(calibrations.items()):
-        if other != model and other in own.cross:
-            scores = _of_condition(own.cross[other], calibration.own_conditions, condition)
-            out[other] = float(np.mean(scores <= score))
+    for other, scores in sorted(own.cross.items()):
+        if other == model:
+            continue
+        conditions = own.cross_conditions.get(other)
+        if conditions is None and other in calibrations:
+            conditions = calibrations[other].own_conditions
+        out[other] = float(np.mean(_of_condition(scores, conditions, condition) <= score))
     return out
 
 

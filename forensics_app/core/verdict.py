@@ -23,8 +23,9 @@ Decision rule (documented in the README and printed in every report):
   negative and a positive: interpolation smooths pixels as a decoder does, and the wrong-generator rate
   was measured on outputs that were never resized (measured: a 1.5x upscale of one demo AE's output was
   named as another; none of 54 resized outputs was named rightly).
-- Look-alike guard: the one consistent model is not named when outputs of another installed generator
-  (one it has not beaten in its test against it) reach the image's score under it at least LOOK_ALIKE_SHARE
+- Look-alike guard: the one consistent model is not named when outputs of another known generator
+  (installed or not: the model's calibration holds its scores of every zoo generator's outputs; one it has
+  not beaten in its test against it) reach the image's score under it at least LOOK_ALIKE_SHARE
   of the time: the score cannot tell that model from generators like the other, and a generator
   outside the zoo that resembles them both would be attributed to it (measured: outputs of held-out
   autoencoders were attributed to a look-alike 24% of the time without this guard) -> inconclusive.
