@@ -29,7 +29,7 @@ import pickle
 import sys
 import time
 from dataclasses import replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +147,7 @@ def stage_cross(args, ids: list[str], all_ids: list[str]) -> None:
         print(f"{model_id}: cross scores of {len(cross)} models", flush=True)
 
 
+@cache  # every written calibration asks for each other model's: read each file once
 def own_conditions_of(work: Path, model_id: str) -> np.ndarray:
     """The pixel conditions of a model's own outputs, in order: from this run's own stage, else its shipped file."""
     own_file = work / f"{model_id}.own.pkl"

@@ -30,7 +30,7 @@ from common import calibrated_autoencoders, print_table, write_json  # noqa: E40
 
 from forensics_app.core.calibrate import saved_jpeg_quality  # noqa: E402
 from forensics_app.core.calibration import Calibration, load_calibrations  # noqa: E402
-from forensics_app.core.family import FamilyRule, family_rule  # noqa: E402
+from forensics_app.core.family import FamilyRule, cross_conditions, family_rule  # noqa: E402
 from forensics_app.core.verdict import reading_status  # noqa: E402
 from forensics_app.core.findings import CONSISTENT  # noqa: E402
 
@@ -73,7 +73,7 @@ def measure(model: str, calibrations: dict[str, Calibration], groups: np.ndarray
     row["real"] = (int(real.sum()), len(real))
     passed = total = 0
     for other, scores in cal.cross.items():
-        passed += int(read(scores, calibrations[other].own_conditions[:len(scores)]).sum())
+        passed += int(read(scores, cross_conditions(cal, other, calibrations)[:len(scores)]).sum())
         total += len(scores)
     row["other models' outputs"] = (passed, total)
     return row

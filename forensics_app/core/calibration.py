@@ -16,7 +16,7 @@ photos (core/family.py).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,19 +49,17 @@ class Calibration:
         if condition is None or self.own_conditions is None or self.real_conditions is None:
             return self
         own, real = self.own_conditions == condition, self.real_conditions == condition
-        return Calibration(self.model, self.method, self.method_version, self.parameters, self.own_scores[own],
-                           self.real_scores[real], dict(self.data, condition=condition), self.created,
-                           self.own_conditions[own], self.real_conditions[real],
-                           None if self.real_ids is None else self.real_ids[real], self.cross, self.cross_conditions)
+        return replace(self, own_scores=self.own_scores[own], real_scores=self.real_scores[real],
+                       data=dict(self.data, condition=condition), own_conditions=self.own_conditions[own],
+                       real_conditions=self.real_conditions[real],
+                       real_ids=None if self.real_ids is None else self.real_ids[real])
 
     def restricted_to(self, ids: np.ndarray) -> Calibration:
         """Only the real samples with these ids, in that order (the samples shared by every candidate)."""
         index = {sample_id: i for i, sample_id in enumerate(self.real_ids)}
         rows = np.array([index[i] for i in ids], dtype=int)
-        return Calibration(self.model, self.method, self.method_version, self.parameters, self.own_scores,
-                           self.real_scores[rows], self.data, self.created, self.own_conditions,
-                           None if self.real_conditions is None else self.real_conditions[rows], np.asarray(ids),
-                           self.cross, self.cross_conditions)
+        return replace(self, real_scores=self.real_scores[rows], real_ids=np.asarray(ids),
+                       real_conditions=None if self.real_conditions is None else self.real_conditions[rows])
 
     def p_own(self, score: float) -> float:
         return float((1 + np.sum(self.own_scores >= score)) / (len(self.own_scores) + 1))

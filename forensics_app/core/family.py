@@ -177,7 +177,7 @@ def wrong_generator_rates(model: str, threshold: float | None, calibrations: dic
     for other, calibration in sorted(calibrations.items()):
         if other == model or other not in own.cross:
             continue
-        scores = _of_condition(own.cross[other], calibration.own_conditions, condition)
+        scores = _of_condition(own.cross[other], cross_conditions(own, other, calibrations), condition)
         reached = int(np.sum(scores <= threshold))
         per_generator[other] = {"rate": reached / len(scores), "n": len(scores)}
         total, hits = total + len(scores), hits + reached
@@ -192,13 +192,18 @@ def look_alikes(model: str, score: float, calibrations: dict[str, Calibration], 
     own = calibrations[model]
     out = {}
     for other, scores in sorted(own.cross.items()):
-        if other == model:
-            continue
-        conditions = own.cross_conditions.get(other)
-        if conditions is None and other in calibrations:
-            conditions = calibrations[other].own_conditions
-        out[other] = float(np.mean(_of_condition(scores, conditions, condition) <= score))
+        if other != model:
+            out[other] = float(np.mean(_of_condition(scores, cross_conditions(own, other, calibrations), condition)
+                                       <= score))
     return out
+
+
+def cross_conditions(own: Calibration, other: str, calibrations: dict[str, Calibration]) -> np.ndarray | None:
+    """The pixel conditions of ``other``'s outputs that ``own`` scored: recorded with its scores, else (older
+    files) ``other``'s own conditions when it is installed; None: unknown."""
+    if other in own.cross_conditions:
+        return own.cross_conditions[other]
+    return calibrations[other].own_conditions if other in calibrations else None
 
 
 _EPS = 1e-12  # scores are positive ratios; an exactly-zero one is read as this
