@@ -132,3 +132,6 @@ def test_a_reading_consistent_among_several_candidates_carries_its_profile_check
     profile = reading.calibration["profile"]
     assert profile["candidates"] == ["taef2"] and profile["n"] >= 50 and 0 < profile["p"] <= 1
     assert findings.verdict.label == ("inconclusive" if profile["unlike"] else "attributed")
+    # the look-alikes reach the zoo generators that are not installed, and reasons can name them as the catalogue does
+    assert {f"demo-ae-0{k}" for k in range(2, 9)} <= set(reading.calibration["look_alikes"])
+    assert engine.display_names["demo-ae-02"] == installed_zoo.manifest("demo-ae-02").display_name

@@ -126,6 +126,8 @@ class Engine:
             calibrations, source = load_model_calibrations(installed)
             self.models.append(LoadedModel(installed, OnnxAutoencoder(installed, sessions), calibrations, source))
         self.extractors = [find_extractor(name, [zoo.home / "extractors"], sessions) for name in settings.extractors]
+        # a look-alike may be a zoo generator that is not installed: reasons name it as the catalogue does
+        self.display_names = {model_id: m.display_name for model_id, m in zoo.manifests().items()}
 
     def calibrations_in_use(self) -> dict[tuple[str, str], Calibration]:
         """The calibration each (model, method) reading is compared with (before the per-image condition)."""
@@ -241,7 +243,7 @@ class Engine:
         candidates, context = calibrated_readings(results, self.settings.alpha, traces.condition,
                                                   (evidence.height, evidence.width))
         context.notes += scored.notes
-        names = {m.id: m.installed.manifest.display_name for m in self.models if m.id in keep}
+        names = self.display_names | {m.id: m.installed.manifest.display_name for m in self.models if m.id in keep}
         verdict = decide(candidates, self.settings.alpha, names, evidence.jpeg_quality,
                          traces.condition == JPEG_TRACES, context, resampled=traces.resampled)
         # fingerprints are shown and ranked but never vote: they are added after the verdict
