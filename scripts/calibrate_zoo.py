@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import SHARED, calibrated_autoencoders  # noqa: E402
 
-from forensics_app.core.calibrate import (CalibrationPlan, calibration_split, own_pool, parameters_for,  # noqa: E402
-                                          plan_record, real_pool, real_pool_record, score_samples, shifts_phase)
+from forensics_app.core.calibrate import (CalibrationPlan, calibration_split, own_fine_detail, own_pool,  # noqa: E402
+                                          parameters_for, plan_record, real_pool, real_pool_record, score_samples, shifts_phase)
 from forensics_app.core.calibration import Calibration, load_calibrations, save_calibrations  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD, SCORE_FORMS  # noqa: E402
 from forensics_app.core.runtime import RuntimeSettings, SessionCache  # noqa: E402
@@ -71,9 +71,9 @@ def start_worker(home: Path, ids: list[str], provider: str, threads: int, score_
     _worker_models.update(autoencoders(home, ids, provider, threads, score_form))  # sessions made once per process
 
 
-def score_photos(photos: list[Path], crops: int) -> dict:
-    """One share: the real samples of these photos, scored by every model."""
-    samples = real_pool(REAL, replace(CalibrationPlan(), crops_per_image=crops), photos=photos)
+def score_photos(photos: list[Path], crops: int, kinds: tuple[bool, ...]) -> dict:
+    """One share: the real samples of these photos (of these kinds: usual, soft), scored by every model."""
+    samples = real_pool(REAL, replace(CalibrationPlan(), crops_per_image=crops), photos=photos, kinds=kinds)
     return {"photos": [p.name for p in photos], "ids": [s.id for s in samples],
             "histories": [s.history for s in samples], "conditions": [s.condition for s in samples],
             "scores": {m: score_samples(a, METHOD, samples).tolist() for m, a in _worker_models.items()},
@@ -85,13 +85,17 @@ def stage_real(args, ids: list[str]) -> None:
     subset of photos is a valid pool: each sample depends only on its photo and number)."""
     done = {photo_name(sid) for f in args.exclude for sid in json.loads(f.read_text())["ids"]}
     photos = [p for p in calibration_split(REAL)[:args.max_images] if p.name not in done]
+    if args.soft_only:  # the soft samples of the photos the shipped pool holds
+        shipped = {photo_name(sid) for sid in shipped_part(ids)["ids"]}
+        photos = [p for p in photos if p.name in shipped]
     shares = [photos[i:i + 4] for i in range(0, len(photos), 4)]
     started = time.perf_counter()
     parts = []
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers, start_worker, (args.home, ids, args.provider, 1 if args.workers > 1 else 0,
                                                          args.score_form)) as pool:
-        results = pool.imap_unordered(partial(score_photos, crops=args.crops), shares)
+        results = pool.imap_unordered(partial(score_photos, crops=args.crops,
+                                               kinds=(True,) if args.soft_only else (False, True)), shares)
         try:
             while len(parts) < len(shares):
                 left = args.deadline - (time.perf_counter() - started)
@@ -111,13 +115,31 @@ def photo_name(sample_id: str) -> str:
     return sample_id.split("/", 1)[1].split("#")[0]
 
 
+def crop_number(sample_id: str) -> tuple[int, int]:
+    """(0, k) for crop k, (1, k) for soft crop k (id ``#s<k>``): the usual crops of a photo come first."""
+    number = sample_id.split("#")[1].split("@")[0]
+    return (1, int(number[1:])) if number.startswith("s") else (0, int(number))
+
+
+def shipped_part(ids: list[str]) -> dict:
+    """The real side of the shipped calibrations as a part (as stage real writes one), to add samples to."""
+    calibrations = {m: load_calibrations(ROOT / "model_zoo" / f"{m}.calibration.json")[METHOD.name] for m in ids}
+    first = calibrations[ids[0]]
+    assert all(list(c.real_ids) == list(first.real_ids) for c in calibrations.values()), "shipped pools differ"
+    return {"ids": first.real_ids.tolist(), "conditions": first.real_conditions.tolist(),
+            "scores": {m: c.real_scores.tolist() for m, c in calibrations.items()},
+            "providers": [p.strip() for p in first.data["real"].get("scored_with", "").split(" ", 1)[-1].split(",")
+                          if p.strip()]}
+
+
 def merged(parts: list[dict], photos: list[Path], ids: list[str]) -> dict:
     """Parts' samples in the calibration split's order (photo, then crop number), whatever made them."""
     order = {p.name: i for i, p in enumerate(photos)}
-    rows = sorted((order[photo_name(sid)], int(sid.split("#")[1].split("@")[0]), n, j)
+    rows = sorted((order[photo_name(sid)], crop_number(sid), n, j)
                   for n, part in enumerate(parts) for j, sid in enumerate(part["ids"]))
     pick = lambda key: [parts[n][key][j] for _, _, n, j in rows]
-    return {"ids": pick("ids"), "histories": pick("histories"), "conditions": pick("conditions"),
+    histories = {"histories": pick("histories")} if all("histories" in part for part in parts) else {}
+    return {"ids": pick("ids"), "conditions": pick("conditions"), **histories,
             "scores": {m: [parts[n]["scores"][m][j] for _, _, n, j in rows] for m in ids},
             "providers": sorted({p for part in parts for p in part["providers"]}),
             "photos": len({photo_name(sid) for part in parts for sid in part["ids"]})}
@@ -159,6 +181,8 @@ def own_conditions_of(work: Path, model_id: str) -> np.ndarray:
 
 def stage_write(args, ids: list[str]) -> None:
     parts = [json.loads(f.read_text()) for f in args.real or [args.work / "real_scores.json"]]
+    if args.add_to_shipped:
+        parts.append(shipped_part(ids))
     real = merged(parts, calibration_split(REAL), ids)
     manifests = shipped_manifests()
     for model_id in ids:
@@ -172,6 +196,7 @@ def stage_write(args, ids: list[str]) -> None:
                 own = pickle.load(f)
             calibration.own_scores = np.asarray(own["scores"], dtype=np.float64)
             calibration.own_conditions = np.array([s.condition for s in own["samples"]])
+            calibration.data["own_fine_detail"] = own_fine_detail(own["samples"])
         if cross_file.exists():
             calibration.cross = {m: np.asarray(v) for m, v in json.loads(cross_file.read_text()).items()}
         calibration.cross_conditions = {other: own_conditions_of(args.work, other)[:len(scores)]
@@ -206,6 +231,10 @@ def main() -> None:
                         help="real stage: leave out the photos of these real_scores.json files (done elsewhere)")
     parser.add_argument("--real", type=Path, nargs="*",
                         help="write stage: real_scores.json files to merge (default: W/real_scores.json)")
+    parser.add_argument("--soft-only", action="store_true",
+                        help="real stage: only the soft samples (blurred) of the photos the shipped pool holds")
+    parser.add_argument("--add-to-shipped", action="store_true",
+                        help="write stage: merge the --real parts with the real side of the shipped calibrations")
     parser.add_argument("--crops", type=int, default=CalibrationPlan().crops_per_image,
                         help="real stage: crops per photo (fewer: a subset of the same samples, paired by id)")
     parser.add_argument("--cross-samples", type=int, default=CalibrationPlan().cross_samples,

@@ -169,8 +169,29 @@ def test_calibration_records_pixel_conditions_ids_and_the_split(taef2):
     assert [s.id for s in pool] == [s.id for s in real_pool(folder, plan, max_images=2)]  # deterministic ids
     cal, own = build_calibration(taef2, METHOD, pool, folder, plan, max_images=2)
     assert len(cal.real_scores) == len(cal.real_conditions) == len(cal.real_ids) == 4
+    assert cal.data["own_fine_detail"]["n"] == 3 and cal.data["own_fine_detail"]["floor"] > 0
     assert len(cal.own_scores) == len(own) == 3 and cal.data["real"]["photos"] == 2
     assert all(s.id.split("/")[1].split("#")[0] in {p.name for p in calibration_split(folder)} for s in pool)
+
+
+def test_the_real_pool_holds_soft_photos_drawn_apart_from_the_other_samples():
+    from dataclasses import replace
+
+    from conftest import SHARED
+    from forensics_app.core.calibrate import CalibrationPlan, real_pool
+
+    folder = SHARED / "images" / "real" / "cset14"
+    plan = replace(CalibrationPlan(), crops_per_image=6, crop_sides=(64,))
+    pool = real_pool(folder, plan, max_images=1, kinds=(False, True))
+    usual, soft = pool[:6], pool[6:]
+    assert plan.soft_crops_per_image == 1 and len(soft) == 1 and soft[0].history.startswith("blurred sigma")
+    assert "#s0@" in soft[0].id and soft[0].id.split("@")[1] != usual[0].id.split("@")[1]
+    # the usual samples are the same with or without the soft ones, so adding them left the shipped ids valid
+    assert [s.id for s in real_pool(folder, plan, max_images=1, kinds=(False,))] == [s.id for s in usual]
+    assert [s.id for s in real_pool(folder, plan, max_images=1, kinds=(True,))] == [s.id for s in soft]
+    sharp = real_pool(folder, replace(plan, blur_sigma=(0.0, 0.0)), max_images=1, kinds=(True,))[0]
+    assert sharp.history.startswith("blurred sigma 0.00") and sharp.id != soft[0].id  # another plan, another id
+    assert np.abs(sharp.pixels.astype(float) - soft[0].pixels).mean() > 1  # the same crop, unblurred
 
 
 def test_local_calibration_overrides_the_shipped_one_per_method(installed_zoo, tmp_path):

@@ -236,6 +236,19 @@ def test_resampling_traces_withhold_both_a_negative_and_an_attribution():
     assert decide([reading("a", CONSISTENT)], 0.01, {"a": "Model A"}).label == "attributed"
 
 
+def test_an_image_smoother_than_the_models_own_outputs_is_not_attributed_to_it():
+    """Blurred photos sit nearest an autoencoder's outputs: a name needs at least the fine detail that 99% of the
+    model's own outputs have."""
+    named = reading("a", CONSISTENT)
+    named.calibration = {"data": {"own_fine_detail": {"quantile": 0.01, "floor": 0.25, "n": 300}}}
+    v = decide([named], 0.01, {"a": "Model A"}, fine_detail=0.1)
+    assert v.label == "inconclusive" and v.model is None and "Model A" in v.text and "blurred" in v.text
+    assert any("fine detail 0.1: below 0.25" in r and "99% of Model A's 300 own" in r for r in v.reasons)
+    assert decide([named], 0.01, {"a": "Model A"}, fine_detail=0.3).label == "attributed"
+    assert decide([named], 0.01, {"a": "Model A"}).label == "attributed"  # not measured
+    assert decide([reading("a", CONSISTENT)], 0.01, {"a": "Model A"}, fine_detail=0.01).label == "attributed"  # no floor
+
+
 def test_notes_from_the_analysis_reach_the_verdict():
     v = decide([reading("a", REJECTED)], 0.01, {"a": "Model A"}, context=DecisionContext(notes=["cropped: x"]))
     assert "cropped: x" in v.reasons
@@ -292,6 +305,9 @@ def test_the_calibration_split_benchmark_leaves_the_decided_output_out_of_every_
     assert left_a.cross["b"].tolist() == [5, 6, 7] and left_b.own_scores.tolist() == [8, 9, 10]  # b's outputs stay
     assert a.calibrations["aedr"].own_scores.tolist() == [1, 2, 3, 4]  # the engine's calibrations are untouched
     assert b.calibrations["aedr"].cross["a"].tolist() == [10, 20, 30, 40]
+    benchmark._remade["a"] = None  # outputs not remade (--no-histories, or no photos): no fine detail to check
+    engine = types.SimpleNamespace(models=[a], methods=[types.SimpleNamespace(name="aedr")])
+    assert benchmark.fine_details(engine, "a") == [None] * 4 and benchmark.histories(engine, "a") is None
     assert [saved_jpeg_quality(h) for h in ("decoded, grid offset (1, 2)", "decoded, grid offset (0, 0), JPEG q94",
                                             "double JPEG q57, q79", "resized x1.20 then JPEG q65")] == [None, 94, 79, 65]
     assert [benchmark.jpeg_band(h) for h in ("decoded, grid offset (1, 2)", "decoded, grid offset (0, 0), JPEG q86",

@@ -35,6 +35,17 @@ def test_upscaling_leaves_resampling_traces_that_the_original_has_not(taef2):
     assert pixel_traces(resized(photo, 1.5)).to_dict()["resampling_peak"] >= RESAMPLING_LEVEL
 
 
+def test_blur_lowers_the_fine_detail_below_a_sharp_photos_and_a_decoders_outputs(taef2):
+    from forensics_app.core.calibrate import blurred
+
+    photo = real_crop("lenna.png", side=256)
+    sharp = pixel_traces(photo).fine_detail
+    soft = [pixel_traces(blurred(photo, sigma)).fine_detail for sigma in (1.0, 2.0, 3.0)]
+    assert sharp > soft[0] > soft[1] > soft[2] and soft[1] < sharp / 4
+    assert pixel_traces(to_uint8(taef2.reconstruct(photo / 255.0))).fine_detail > soft[0]
+    assert pixel_traces(photo).to_dict()["fine_detail"] == round(sharp, 4)
+
+
 def test_a_resized_generator_output_is_never_called_not_attributed(installed_zoo, tmp_path):
     """TAEF2's own output, upscaled 1.5x, no longer scores as its own; the resampling traces keep the
     negative from being read as one."""

@@ -5,6 +5,13 @@ the scores of all installed candidates can be compared sample by sample (the fam
 rule in core/family.py needs that). Each real crop goes through one randomly drawn history of the
 real world: as published, re-compressed as JPEG at quality 50-100, compressed twice, resized by
 0.5-1.5x before cropping, or resized and then compressed; the crop itself is at a random offset.
+*Soft* samples (``SOFT_HISTORIES``: blurred as out-of-focus shots, phone noise reduction and soft
+lenses are, then kept or compressed; ids ``#s<j>``, from streams of their own, so they leave every other
+sample as it was) are drawn on request (``kinds``) and are not in the shipped pool: autoencoders smooth,
+so blurred photos sit nearest their outputs, and with 764 of them in the pool (one per six others) the
+thresholds fell so far that TAEF2 named 31% of its own clean calibration outputs among nine candidates,
+against 93% (README). Instead the verdict names no model on an image smoother than that model's own
+outputs (``own_fine_detail``; core/verdict.py).
 Each sample records its id (photo file, crop number and a tag of the plan that drew it), so a model
 calibrated later with the same folder and plan scores exactly the same samples, and ids from another
 plan never match; and the condition its pixels show (core/traces.py), so evidence is compared with
@@ -35,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from forensics_app.core.calibration import Calibration, weights_sha256
 from forensics_app.core.evidence import IntakeLimits, iter_image_files, load_evidence
@@ -44,6 +51,7 @@ from forensics_app.core.jobs import NEVER_CANCELLED, CancelToken, Progress, Prog
 from forensics_app.core.traces import pixel_traces
 
 REAL_HISTORIES = ("as published", "JPEG", "double JPEG", "resized", "resized then JPEG")
+SOFT_HISTORIES = ("blurred", "blurred then JPEG")
 
 
 @dataclass(frozen=True)
@@ -58,20 +66,28 @@ class CalibrationPlan:
     own_jpeg_share: float = 0.6
     own_jpeg_qualities: tuple[int, int] = (70, 100)
     resize_range: tuple[float, float] = (0.5, 1.5)
+    blur_sigma: tuple[float, float] = (0.5, 3.0)  # Gaussian, in pixels of the crop
     latent_noise: float = 0.1  # in units of the latent's standard deviation
     seed: int = 0
 
+    @property
+    def soft_crops_per_image(self) -> int:
+        """Soft samples per photo (drawn on request): one for every six others (4 for 24), at least one."""
+        return max(1, round(self.crops_per_image / 6))
 
-def plan_tag(plan: CalibrationPlan) -> str:
+
+def plan_tag(plan: CalibrationPlan, soft: bool = False) -> str:
     """A short digest of everything that decides what real sample (photo, k) is; not how many are drawn."""
     drawn = ("per-crop streams", plan.crop_sides, plan.real_jpeg_qualities, plan.resize_range, plan.seed)
+    if soft:
+        drawn += ("soft", plan.blur_sigma)
     return hashlib.sha256(repr(drawn).encode()).hexdigest()[:8]
 
 
-def sample_stream(plan: CalibrationPlan, photo_name: str, k: int) -> np.random.Generator:
-    """The random stream of crop k of one photo: independent of which other samples are drawn."""
+def sample_stream(plan: CalibrationPlan, photo_name: str, k: int, soft: bool = False) -> np.random.Generator:
+    """The random stream of crop k (soft crop k) of one photo: independent of which other samples are drawn."""
     digest = int(hashlib.sha256(photo_name.encode("utf-8")).hexdigest()[:16], 16)
-    return np.random.default_rng([plan.seed, digest, k])
+    return np.random.default_rng([plan.seed, digest, k, 1] if soft else [plan.seed, digest, k])
 
 
 def in_calibration_split(path: Path) -> bool:
@@ -103,6 +119,11 @@ def resized(rgb8: np.ndarray, scale: float) -> np.ndarray:
     return np.asarray(image.resize(size, Image.Resampling.BICUBIC))
 
 
+def blurred(rgb8: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of standard deviation ``sigma`` pixels (an out-of-focus or noise-reduced photo)."""
+    return np.asarray(Image.fromarray(rgb8).filter(ImageFilter.GaussianBlur(sigma)))
+
+
 def random_crop(rgb8: np.ndarray, plan: CalibrationPlan, rng: np.random.Generator) -> np.ndarray | None:
     h, w = rgb8.shape[:2]
     sides = [s for s in plan.crop_sides if s <= min(h, w)]
@@ -113,9 +134,10 @@ def random_crop(rgb8: np.ndarray, plan: CalibrationPlan, rng: np.random.Generato
     return np.ascontiguousarray(rgb8[y:y + side, x:x + side])
 
 
-def real_sample(photo: np.ndarray, plan: CalibrationPlan, rng: np.random.Generator) -> tuple[np.ndarray | None, str]:
-    """One crop of a real photo with a randomly drawn real-world history."""
-    history = str(rng.choice(REAL_HISTORIES))
+def real_sample(photo: np.ndarray, plan: CalibrationPlan, rng: np.random.Generator,
+                soft: bool = False) -> tuple[np.ndarray | None, str]:
+    """One crop of a real photo with a randomly drawn real-world history (a soft one when ``soft``)."""
+    history = str(rng.choice(SOFT_HISTORIES if soft else REAL_HISTORIES))
     quality = lambda: int(rng.integers(plan.real_jpeg_qualities[0], plan.real_jpeg_qualities[1] + 1))
     if history.startswith("resized"):
         scale = float(rng.uniform(*plan.resize_range))
@@ -124,6 +146,10 @@ def real_sample(photo: np.ndarray, plan: CalibrationPlan, rng: np.random.Generat
     crop = random_crop(photo, plan, rng)
     if crop is None:
         return None, history
+    if history.startswith("blurred"):
+        sigma = float(rng.uniform(*plan.blur_sigma))
+        crop = blurred(crop, sigma)
+        history = history.replace("blurred", f"blurred sigma {sigma:.2f}")
     if history.endswith("JPEG"):
         q1 = quality()
         crop = jpeg_roundtrip(crop, q1)
@@ -145,19 +171,22 @@ class Sample:
 
 
 def real_pool(folder: Path, plan: CalibrationPlan = CalibrationPlan(), max_images: int | None = None,
-              photos: list[Path] | None = None) -> list[Sample]:
+              photos: list[Path] | None = None, kinds: tuple[bool, ...] = (False,)) -> list[Sample]:
     """The real samples every model is calibrated on: deterministic for a folder, plan and seed.
 
-    ``photos`` draws the samples of those photos only (a share of the split, for parallel workers).
+    ``photos`` draws the samples of those photos only (a share of the split, for parallel workers);
+    ``kinds``: (False,) the usual samples (the shipped pool), (True,) the soft ones, (False, True) both.
     """
     samples = []
     for path in calibration_split(folder)[:max_images] if photos is None else photos:
         photo = load_evidence(path).rgb
-        for k in range(plan.crops_per_image):
-            pixels, history = real_sample(photo, plan, sample_stream(plan, path.name, k))
-            if pixels is not None:
-                samples.append(Sample(f"{folder.name}/{path.name}#{k}@{plan_tag(plan)}", pixels, history,
-                                      pixel_traces(pixels).condition))
+        for soft in kinds:
+            for k in range(plan.soft_crops_per_image if soft else plan.crops_per_image):
+                pixels, history = real_sample(photo, plan, sample_stream(plan, path.name, k, soft), soft)
+                if pixels is not None:
+                    number = f"s{k}" if soft else str(k)
+                    samples.append(Sample(f"{folder.name}/{path.name}#{number}@{plan_tag(plan, soft)}", pixels,
+                                          history, pixel_traces(pixels).condition))
     return samples
 
 
@@ -225,6 +254,17 @@ def parameters_for(method, manifest) -> dict:
     return specific(manifest) if specific else dict(method.parameters)
 
 
+FINE_DETAIL_QUANTILE = 0.01
+
+
+def own_fine_detail(own: list[Sample]) -> dict:
+    """The floor of the own outputs' fine detail (core/traces.py): an image below it is smoother than 99% of
+    them, so the verdict names no model on it (it was blurred after it was made, or smooths like a decoder)."""
+    values = np.sort([pixel_traces(s.pixels).fine_detail for s in own])
+    return {"quantile": FINE_DETAIL_QUANTILE, "floor": float(np.quantile(values, FINE_DETAIL_QUANTILE)),
+            "n": len(values)}
+
+
 def shifts_phase(method, autoencoder) -> bool:
     """Whether the score searches the latent-grid phase for this model: then own samples are cropped off-grid."""
     return bool(parameters_for(method, autoencoder.manifest).get("phase_search_patch"))
@@ -234,7 +274,7 @@ def real_pool_record(folder: Path, ids: list[str]) -> dict:
     """What a calibration's real side is made of, as its data record states it."""
     per_photo = Counter(Counter(i.split("#")[0] for i in ids).values())  # crops per photo -> photos
     return {"folder": folder.name, "split": "calibration split (core/calibrate.py: in_calibration_split)",
-            "photos": len({i.split("#")[0] for i in ids}), "samples": len(ids), "histories": list(REAL_HISTORIES),
+            "photos": len({i.split("#")[0] for i in ids}), "samples": len(ids), "histories": list(REAL_HISTORIES + SOFT_HISTORIES),
             "photos_by_crops": {str(crops): photos for crops, photos in sorted(per_photo.items())}}
 
 
@@ -258,6 +298,7 @@ def build_calibration(autoencoder, method, real: list[Sample], folder: Path, pla
                             f"a latent perturbed by {plan.latent_noise} standard deviations)"}) | {"samples": len(own)},
         "plan": plan_record(plan),
         "weights_sha256": weights_sha256(autoencoder.manifest),
+        "own_fine_detail": own_fine_detail(own),
     }
     calibration = Calibration(
         autoencoder.id, method.name, method.version, parameters_for(method, autoencoder.manifest), own_scores,

@@ -245,7 +245,8 @@ class Engine:
         context.notes += scored.notes
         names = self.display_names | {m.id: m.installed.manifest.display_name for m in self.models if m.id in keep}
         verdict = decide(candidates, self.settings.alpha, names, evidence.jpeg_quality,
-                         traces.condition == JPEG_TRACES, context, resampled=traces.resampled)
+                         traces.condition == JPEG_TRACES, context, resampled=traces.resampled,
+                         fine_detail=traces.fine_detail)
         # fingerprints are shown and ranked but never vote: they are added after the verdict
         candidates += [fingerprint_candidate(e, evidence.rgb01(), self.settings.alpha) for e in self.extractors]
         facts = evidence_facts(evidence) | {"pixel_traces": traces.to_dict()}

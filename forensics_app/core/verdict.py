@@ -108,11 +108,20 @@ def model_status(readings: list[CandidateFinding]) -> tuple[str, str]:
 LOOK_ALIKE_SHARE = 0.05  # other generators' outputs reaching the image's score this often: no attribution
 
 
+def smoother_than_own_outputs(readings: list[CandidateFinding], fine_detail: float | None) -> dict | None:
+    """The highest own-output fine-detail floor among these readings' calibrations that the image falls below."""
+    floors = [f for r in readings if (f := ((r.calibration or {}).get("data") or {}).get("own_fine_detail"))]
+    below = [f for f in floors if fine_detail is not None and fine_detail < f["floor"]]
+    return max(below, key=lambda f: f["floor"]) if below else None
+
+
 def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict[str, str],
            jpeg_quality: int | None = None, jpeg_traces: bool = False,
-           context: DecisionContext | None = None, resampled: bool = False) -> Verdict:
+           context: DecisionContext | None = None, resampled: bool = False,
+           fine_detail: float | None = None) -> Verdict:
     """``jpeg_quality``: estimated from a JPEG file's tables; ``jpeg_traces``: strong JPEG traces seen in the pixels;
-    ``resampled``: resampling (interpolation) traces seen in the pixels (core/traces.py)."""
+    ``resampled``: resampling (interpolation) traces seen in the pixels; ``fine_detail``: the finest scale's share
+    of the image's detail (core/traces.py; None: not measured)."""
     context = context or DecisionContext()
     heavy_jpeg = jpeg_traces or (jpeg_quality is not None and jpeg_quality < HEAVY_JPEG_QUALITY)
     name = lambda m: display_names.get(m, m)
@@ -185,6 +194,16 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
                            f"after it was made (resampling traces in its pixels). Interpolation smooths pixels as a "
                            f"decoder does, and no calibration measured how often other generators' resized outputs "
                            f"reach this score, so no generator is named.", reasons)
+        smoother = smoother_than_own_outputs(decisive, fine_detail)
+        if smoother:
+            reasons.append(f"fine detail {fine_detail:.3g}: below {smoother['floor']:.3g}, which "
+                           f"{1 - smoother['quantile']:.0%} of {name(model)}'s {smoother['n']} own calibration outputs "
+                           f"exceed (core/traces.py)")
+            return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with {name(model)}, but the image holds less "
+                           f"fine detail than {1 - smoother['quantile']:.0%} of its own outputs: it was blurred or "
+                           f"smoothed after it was made, or made by something that smooths as a decoder does (an "
+                           f"out-of-focus or blurred photo). This method reads smoothness as a decoder's trace, so no "
+                           f"generator is named.", reasons)
         similar = {m: share for r in decisive for m, share in ((r.calibration or {}).get("look_alikes") or {}).items()
                    if share >= LOOK_ALIKE_SHARE and m not in beaten}
         if similar:
