@@ -7,7 +7,7 @@ and each generator's own outputs.
 Every zoo autoencoder scored the first 300 calibration outputs of every other (the cross scores in its
 calibration), so each output has a score under every candidate, and the product's rule
 (pipeline.calibrated_readings, then verdict.decide; resampling traces taken as absent, JPEG traces from the
-output's pixel condition) can decide it without running a model. No image of the test split is used, so a
+output's pixel condition, its fine detail from the remade output) can decide it without running a model. No image of the test split is used, so a
 change to the decision rule can be measured here, on 2,700 outputs, without spending the held-out
 benchmark (benchmarks/zoo_attribution.py, 144 outputs).
 
@@ -25,10 +25,10 @@ benchmark (benchmarks/zoo_attribution.py, 144 outputs).
   candidate, as a user who installs only it would; with nothing else installed no look-alike, test
   between candidates or profile check can hold a name back.
 
-The outputs' histories (JPEG quality) are not in the calibration files; the own outputs are remade from the
-calibration photos (core/calibrate.py own_pool, deterministic), checked against the calibration's recorded
-pixel conditions, and the table splits the own outputs by them (``--no-histories``: by pixel condition
-only). Caveat for both rates: these outputs are 128-192 px crops at random grid offsets (for models that
+The outputs' histories (JPEG quality) and pixels are not in the calibration files; the outputs are remade
+from the calibration photos (core/calibrate.py own_pool, deterministic), checked against the calibration's
+recorded pixel conditions, and the table splits the own outputs by their histories (``--no-histories``: by
+pixel condition only, and the fine-detail check left out). Caveat for both rates: these outputs are 128-192 px crops at random grid offsets (for models that
 search the grid), 60% JPEG'd at quality 70-100, unlike the benchmark's 256 px crops.
 """
 
@@ -45,11 +45,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, calibrated_autoencoders, print_table, write_json, zoo_with  # noqa: E402
 
-from forensics_app.core.calibrate import CalibrationPlan, own_pool, saved_jpeg_quality, shifts_phase  # noqa: E402
+from forensics_app.core.calibrate import CalibrationPlan, Sample, own_pool, saved_jpeg_quality, shifts_phase  # noqa: E402
 from forensics_app.core.findings import ATTRIBUTED, CONSISTENT, NOT_ATTRIBUTED  # noqa: E402
 from forensics_app.core.methods.base import MethodResult  # noqa: E402
 from forensics_app.core.pipeline import AnalysisSettings, Engine, LoadedModel, calibrated_readings  # noqa: E402
-from forensics_app.core.traces import JPEG_TRACES  # noqa: E402
+from forensics_app.core.traces import JPEG_TRACES, pixel_traces  # noqa: E402
 from forensics_app.core.verdict import decide  # noqa: E402
 
 SIDE = 192  # a calibration output's side at most; a multiple of every latent grid in the zoo
@@ -71,24 +71,25 @@ def own_conditions(engine: Engine, generator: str) -> np.ndarray:
 
 
 def verdict_on(engine: Engine, models: list[LoadedModel], scores: dict[str, np.ndarray], i: int, condition: str,
-               alpha: float):
+               alpha: float, fine_detail: float | None = None):
     """The product's verdict on output i among ``models``, from the scores they gave it, and the readings."""
     method = engine.methods[0]
     results = [(m, method, MethodResult(method.name, method.version, m.id, float(scores[m.id][i]), {}, {}))
                for m in models]
     candidates, context = calibrated_readings(results, alpha, condition, (SIDE, SIDE))
     names = {m.id: m.installed.manifest.display_name for m in models}
-    return decide(candidates, alpha, names, jpeg_traces=condition == JPEG_TRACES, context=context), candidates
+    return decide(candidates, alpha, names, jpeg_traces=condition == JPEG_TRACES, context=context,
+                  fine_detail=fine_detail), candidates
 
 
 def outside_verdicts(engine: Engine, held_out: str, alpha: float) -> list[tuple[str, str | None]]:
     """(condition, model named or None) for each of ``held_out``'s outputs that every other candidate scored."""
     models = without_generator([m for m in engine.models if m.id != held_out], held_out, engine.methods[0].name)
     scores = {m: s for m, s in scores_of(engine, held_out).items() if m != held_out}
-    conditions = own_conditions(engine, held_out)
+    conditions, details = own_conditions(engine, held_out), fine_details(engine, held_out)
     out = []
     for i in range(min(len(s) for s in scores.values())):
-        verdict, _ = verdict_on(engine, models, scores, i, conditions[i], alpha)
+        verdict, _ = verdict_on(engine, models, scores, i, conditions[i], alpha, details[i])
         out.append((conditions[i], verdict.model if verdict.label == ATTRIBUTED else None))
     return out
 
@@ -117,8 +118,8 @@ def named_alone(engine: Engine, model: str, alpha: float) -> dict:
     for generator in (m.id for m in engine.models if m.id != model):
         alone = without_generator([m for m in engine.models if m.id == model], generator, engine.methods[0].name)
         scores = {model: scores_of(engine, generator)[model]}
-        conditions = own_conditions(engine, generator)
-        named = [verdict_on(engine, alone, scores, i, conditions[i], alpha)[0].label == ATTRIBUTED
+        conditions, details = own_conditions(engine, generator), fine_details(engine, generator)
+        named = [verdict_on(engine, alone, scores, i, conditions[i], alpha, details[i])[0].label == ATTRIBUTED
                  for i in range(len(scores[model]))]
         out[generator] = {"n": len(named), "named": sum(named)}
     out[POOLED] = {"n": sum(r["n"] for r in out.values()), "named": sum(r["named"] for r in out.values())}
@@ -159,11 +160,11 @@ def own_outcomes(engine: Engine, generator: str, alpha: float) -> list[tuple[str
     """Per output of ``generator`` that every candidate scored: right, wrong, not attributed or inconclusive;
     and whether its maker's reading was consistent (if not, the score fell short; if so, the rule held back)."""
     scores = scores_of(engine, generator)
-    conditions = own_conditions(engine, generator)
+    conditions, details = own_conditions(engine, generator), fine_details(engine, generator)
     out = []
     for i in range(min(len(s) for s in scores.values())):
         models = without_output(engine.models, generator, i, engine.methods[0].name)
-        verdict, candidates = verdict_on(engine, models, scores, i, conditions[i], alpha)
+        verdict, candidates = verdict_on(engine, models, scores, i, conditions[i], alpha, details[i])
         outcome = (("right" if verdict.model == generator else "wrong") if verdict.label == ATTRIBUTED else
                    "not attributed" if verdict.label == NOT_ATTRIBUTED else "inconclusive")
         out.append((outcome, next(c.status for c in candidates if c.model == generator) == CONSISTENT))
@@ -178,30 +179,52 @@ def jpeg_band(history: str) -> str:
     return "JPEG q95-100" if quality >= 95 else "JPEG q86-94" if quality >= 86 else "JPEG q70-85"
 
 
-def histories(engine: Engine, generator: str) -> list[str] | None:
-    """The own outputs' histories, remade from the calibration photos; None (and says why) when the photos are
-    not here or the remade outputs' pixel conditions differ from the calibration's (made elsewhere, or from
-    other photos)."""
+_remade: dict[str, list[Sample] | None] = {}  # per generator, once per run (None: not remade)
+
+
+def remade(engine: Engine, generator: str) -> list[Sample] | None:
+    """The generator's calibration outputs remade from the calibration photos (once per run); None (and says why)
+    when the photos are not here or the remade outputs' pixel conditions differ from the calibration's (made
+    elsewhere, or from other photos)."""
+    if generator not in _remade:
+        _remade[generator] = _remake(engine, generator)
+    return _remade[generator]
+
+
+def _remake(engine: Engine, generator: str) -> list[Sample] | None:
     if not CALIBRATION_PHOTOS.is_dir():
-        print(f"{CALIBRATION_PHOTOS} is not here; split by pixel condition only")
+        print(f"{CALIBRATION_PHOTOS} is not here; split by pixel condition only, without the fine-detail check")
         return None
     loaded = next(m for m in engine.models if m.id == generator)
-    remade = own_pool(loaded.autoencoder, CALIBRATION_PHOTOS, CalibrationPlan(),
-                      shifts_phase(engine.methods[0], loaded.autoencoder))
+    outputs = own_pool(loaded.autoencoder, CALIBRATION_PHOTOS, CalibrationPlan(),
+                       shifts_phase(engine.methods[0], loaded.autoencoder))
     recorded = own_conditions(engine, generator)
-    if [s.condition for s in remade[:len(recorded)]] != list(recorded):
+    if [s.condition for s in outputs[:len(recorded)]] != list(recorded):
         print(f"{generator}: the remade outputs do not match the calibration's; split by pixel condition only")
         return None
-    return [s.history for s in remade]
+    return outputs
 
 
-def own_rates(engine: Engine, ids: list[str], alpha: float, with_histories: bool = True) -> dict:
+def histories(engine: Engine, generator: str) -> list[str] | None:
+    outputs = remade(engine, generator)
+    return [s.history for s in outputs] if outputs else None
+
+
+def fine_details(engine: Engine, generator: str) -> list[float | None]:
+    """Each output's fine detail (core/traces.py), None where the outputs could not be remade."""
+    outputs = remade(engine, generator)
+    if not outputs:
+        return [None] * len(own_conditions(engine, generator))
+    return [pixel_traces(s.pixels).fine_detail for s in outputs]
+
+
+def own_rates(engine: Engine, ids: list[str], alpha: float) -> dict:
     """Per generator, all installed: its outputs' outcomes, per JPEG band (or pixel condition) and in all, with
     how many had their maker's reading consistent."""
     out = {}
     for generator in ids:
         outcomes = own_outcomes(engine, generator, alpha)
-        made = histories(engine, generator) if with_histories else None
+        made = histories(engine, generator)
         groups = [jpeg_band(h) for h in made[:len(outcomes)]] if made else list(own_conditions(engine, generator))
         out[generator] = {}
         for group in ["all", *sorted(set(groups))]:
@@ -228,11 +251,13 @@ def main() -> None:
                                         "named as each")
     args = parser.parse_args()
     ids = args.models.split(",") if args.models else calibrated_autoencoders()
+    if args.no_histories:
+        _remade.update(dict.fromkeys(ids))  # not remade: no histories, no fine detail
     engine = Engine(zoo_with(args.home, ids), AnalysisSettings(models=tuple(ids), methods=("aedr",), alpha=args.alpha))
     held_out = outside_rates(engine, ids, args.alpha) if len(ids) > 1 else {}  # a generator alone has no others
     alone = {m: named_alone(engine, m, args.alpha) for m in args.alone.split(",")} if args.alone else {}
     write_json(args.json, {"alpha": args.alpha, "models": ids, "held_out": held_out, "alone": alone,
-                           "own": own_rates(engine, ids, args.alpha, not args.no_histories)})
+                           "own": own_rates(engine, ids, args.alpha)})
 
 
 if __name__ == "__main__":

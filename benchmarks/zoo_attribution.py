@@ -6,7 +6,8 @@ Candidates: TAEF2 and the eight demonstration autoencoders (installed into H fro
 missing, with their shipped calibrations). Images, all from the *test split* (never calibrated on,
 never trained on): 256 px crops of imagenet1k's test third, Set14 and scikit-image's photos, three per
 photo, each saved in one real-world form (PNG as published, JPEG q75 / q85 / q95, or JPEG q80 re-saved
-as PNG); the same crops decoded by each zoo autoencoder (saved as PNG and as JPEG q90, and, for
+as PNG), and a fourth crop blurred (Gaussian, sigma 1-3 px: a soft or out-of-focus photo) saved as
+PNG; the same crops decoded by each zoo autoencoder (saved as PNG and as JPEG q90, and, for
 fewer crops, cropped 3 pixels off the grid or resized 0.75x / 1.5x); Stable Diffusion 1/2 crops
 (generators outside the zoo). Every image goes through the product's intake and Engine.
 
@@ -34,7 +35,8 @@ from common import (SHARED, calibrated_autoencoders, crops, generated_images, he
                     print_table, write_json, zoo_with)
 from calibration_outputs import POOLED, named_alone, outside_rates, own_rates, without_generator  # noqa: E402
 
-from forensics_app.core.calibrate import jpeg_roundtrip, parameters_for, resized, test_split, to_uint8  # noqa: E402
+from forensics_app.core.calibrate import (blurred, jpeg_roundtrip, parameters_for, resized, test_split,  # noqa: E402
+                                          to_uint8)
 from forensics_app.core.calibration import HELD_OUT_RATES_FILE  # noqa: E402
 from forensics_app.core.evidence import evidence_from_bytes  # noqa: E402
 from forensics_app.core.family import MIN_TAIL_SAMPLES  # noqa: E402
@@ -86,6 +88,9 @@ def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) ->
     third = np.random.default_rng([seed, 3])
     items += [{"source": "real photos", "form": str(third.choice(REAL_FORMS)), "maker": None, "pixels": c}
               for c in crops(test_photos(), SIDE, 1, third)]
+    fourth = np.random.default_rng([seed, 4])  # soft photos, drawn last for the same reason
+    items += [{"source": "real photos", "form": "blurred, PNG", "maker": None, "pixels": blurred(c, fourth.uniform(1, 3))}
+              for c in crops(test_photos(), SIDE, 1, fourth)]
     for index, item in enumerate(items):
         item["index"] = index  # the key of its scores in the cache, also in subsets of the items
         pixels = item.pop("pixels")
@@ -204,7 +209,7 @@ def own_calibration_line(own: dict) -> str:
 def summary_lines(results: dict, k: int) -> list[str]:
     """The held-out rates in words, for the report's error-rate section."""
     nine, outside, alone = results["all nine"], results["held out in turn"], results["taef2 alone"]
-    lines = [f"real photos (PNG, JPEG q75/q85/q95, JPEG q80 re-saved as PNG) attributed to any of the {k} "
+    lines = [f"real photos (PNG, JPEG q75/q85/q95, JPEG q80 re-saved as PNG, blurred as out of focus) attributed to any of the {k} "
              f"installed generators: {count(nine['real photos, all forms'], 'wrong')}",
              f"outputs of an autoencoder outside the installed set (each of the {k} held out in turn, PNG and JPEG "
              f"q90) attributed to an installed one: {count(outside[POOLED], 'wrong')}",

@@ -198,7 +198,7 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
         if smoother:
             reasons.append(f"fine detail {fine_detail:.3g}: below {smoother['floor']:.3g}, which "
                            f"{1 - smoother['quantile']:.0%} of {name(model)}'s {smoother['n']} own calibration outputs "
-                           f"exceed (core/traces.py)")
+                           f"exceed")
             return Verdict(INCONCLUSIVE, None, f"Inconclusive: consistent with {name(model)}, but the image holds less "
                            f"fine detail than {1 - smoother['quantile']:.0%} of its own outputs: it was blurred or "
                            f"smoothed after it was made, or made by something that smooths as a decoder does (an "
