@@ -15,6 +15,10 @@ Stages, so that the long ones can run where there is hardware for them:
   pool); other methods' calibrations kept as they were. ``--out`` writes them elsewhere (to compare
   score forms with scripts/compare_score_forms.py before a model switches).
 
+``--soft-only`` (stage real) scores only the soft samples (blurred photos, core/calibrate.py) of the photos
+the shipped pool holds; ``--add-to-shipped`` (stage write) merges them with the shipped real side. Measured
+and not shipped (README: they pull every threshold down); kept to measure the next rule on them.
+
 ``--score-form`` scores (and records) every stage with that AEDR score form instead of the one each
 manifest names: the way to measure another form on the calibration split before choosing it.
 """
@@ -39,7 +43,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import SHARED, calibrated_autoencoders  # noqa: E402
 
 from forensics_app.core.calibrate import (CalibrationPlan, calibration_split, own_fine_detail, own_pool,  # noqa: E402
-                                          parameters_for, plan_record, real_pool, real_pool_record, score_samples, shifts_phase)
+                                          parameters_for, plan_record, real_pool, real_pool_record, score_samples,
+                                          shifts_phase)
 from forensics_app.core.calibration import Calibration, load_calibrations, save_calibrations  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD, SCORE_FORMS  # noqa: E402
 from forensics_app.core.runtime import RuntimeSettings, SessionCache  # noqa: E402
@@ -95,7 +100,7 @@ def stage_real(args, ids: list[str]) -> None:
     with context.Pool(args.workers, start_worker, (args.home, ids, args.provider, 1 if args.workers > 1 else 0,
                                                          args.score_form)) as pool:
         results = pool.imap_unordered(partial(score_photos, crops=args.crops,
-                                               kinds=(True,) if args.soft_only else (False, True)), shares)
+                                               kinds=(True,) if args.soft_only else (False,)), shares)
         try:
             while len(parts) < len(shares):
                 left = args.deadline - (time.perf_counter() - started)
