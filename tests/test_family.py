@@ -308,6 +308,7 @@ def test_the_calibration_split_benchmark_leaves_the_decided_output_out_of_every_
     benchmark._remade["a"] = None  # outputs not remade (--no-histories, or no photos): no fine detail to check
     engine = types.SimpleNamespace(models=[a], methods=[types.SimpleNamespace(name="aedr")])
     assert benchmark.fine_details(engine, "a") == [None] * 4 and benchmark.histories(engine, "a") is None
+    benchmark._remade.clear()
     assert [saved_jpeg_quality(h) for h in ("decoded, grid offset (1, 2)", "decoded, grid offset (0, 0), JPEG q94",
                                             "double JPEG q57, q79", "resized x1.20 then JPEG q65")] == [None, 94, 79, 65]
     assert [benchmark.jpeg_band(h) for h in ("decoded, grid offset (1, 2)", "decoded, grid offset (0, 0), JPEG q86",

@@ -257,9 +257,12 @@ def parameters_for(method, manifest) -> dict:
 FINE_DETAIL_QUANTILE = 0.01
 
 
-def own_fine_detail(own: list[Sample]) -> dict:
+def own_fine_detail(own: list[Sample]) -> dict | None:
     """The floor of the own outputs' fine detail (core/traces.py): an image below it is smoother than 99% of
-    them, so the verdict names no model on it (it was blurred after it was made, or smooths like a decoder)."""
+    them, so the verdict names no model on it (it was blurred after it was made, or smooths like a decoder).
+    None without own outputs."""
+    if not own:
+        return None
     values = np.sort([pixel_traces(s.pixels).fine_detail for s in own])
     return {"quantile": FINE_DETAIL_QUANTILE, "floor": float(np.quantile(values, FINE_DETAIL_QUANTILE)),
             "n": len(values)}
@@ -274,7 +277,8 @@ def real_pool_record(folder: Path, ids: list[str]) -> dict:
     """What a calibration's real side is made of, as its data record states it."""
     per_photo = Counter(Counter(i.split("#")[0] for i in ids).values())  # crops per photo -> photos
     return {"folder": folder.name, "split": "calibration split (core/calibrate.py: in_calibration_split)",
-            "photos": len({i.split("#")[0] for i in ids}), "samples": len(ids), "histories": list(REAL_HISTORIES + SOFT_HISTORIES),
+            "photos": len({i.split("#")[0] for i in ids}), "samples": len(ids),
+            "histories": list(REAL_HISTORIES + (SOFT_HISTORIES if any("#s" in i for i in ids) else ())),
             "photos_by_crops": {str(crops): photos for crops, photos in sorted(per_photo.items())}}
 
 

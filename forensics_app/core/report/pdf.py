@@ -639,7 +639,8 @@ FAILURE_MODES = [
     "rejected by every candidate (held-out rates below).",
     "Blurred and out-of-focus photos: autoencoders smooth, so a blurred photo can score like a decoder's output "
     "(held-out photos blurred by 3 pixels were named as demonstration AE 3 in 5 of 50 before the check). No "
-    "generator is named on an image with less fine detail than 99% of that generator's own outputs; blur "
+    "generator is named on an image with less fine detail than 99% of that generator's own outputs (a floor its "
+    "AEDR calibration records; with the inversion method alone there is none, and no such check); blur "
     "lighter than that is covered only by the held-out rates below.",
 ]
 
