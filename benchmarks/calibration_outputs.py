@@ -7,9 +7,9 @@ and each generator's own outputs.
 Every zoo autoencoder scored the first 300 calibration outputs of every other (the cross scores in its
 calibration), so each output has a score under every candidate, and the product's rule
 (pipeline.calibrated_readings, then verdict.decide; resampling traces taken as absent, JPEG traces from the
-output's pixel condition, its fine detail from the remade output) can decide it without running a model. No image of the test split is used, so a
-change to the decision rule can be measured here, on 2,700 outputs, without spending the held-out
-benchmark (benchmarks/zoo_attribution.py, 144 outputs).
+output's pixel condition, its fine detail from the remade output) can decide it without running a model.
+No image of the test split is used, so a change to the decision rule can be measured here, on 2,700
+outputs, without spending the held-out benchmark (benchmarks/zoo_attribution.py, 144 outputs).
 
 - **Outside the installed set**: each generator G held out of the candidates in turn; its outputs decided
   among the others. G's outputs enter none of the calibrations the rule then reads (look-alikes, tests
@@ -28,8 +28,9 @@ benchmark (benchmarks/zoo_attribution.py, 144 outputs).
 The outputs' histories (JPEG quality) and pixels are not in the calibration files; the outputs are remade
 from the calibration photos (core/calibrate.py own_pool, deterministic), checked against the calibration's
 recorded pixel conditions, and the table splits the own outputs by their histories (``--no-histories``: by
-pixel condition only, and the fine-detail check left out). Caveat for both rates: these outputs are 128-192 px crops at random grid offsets (for models that
-search the grid), 60% JPEG'd at quality 70-100, unlike the benchmark's 256 px crops.
+pixel condition only, and the fine-detail check left out). Caveat for both rates: these outputs are
+128-192 px crops at random grid offsets (for models that search the grid), 60% JPEG'd at quality 70-100,
+unlike the benchmark's 256 px crops.
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, calibrated_autoencoders, print_table, write_json, zoo_with  # noqa: E402
 
-from forensics_app.core.calibrate import CalibrationPlan, Sample, own_pool, saved_jpeg_quality, shifts_phase  # noqa: E402
+from forensics_app.core.calibrate import CalibrationPlan, own_pool, saved_jpeg_quality, shifts_phase  # noqa: E402
 from forensics_app.core.findings import ATTRIBUTED, CONSISTENT, NOT_ATTRIBUTED  # noqa: E402
 from forensics_app.core.methods.base import MethodResult  # noqa: E402
 from forensics_app.core.pipeline import AnalysisSettings, Engine, LoadedModel, calibrated_readings  # noqa: E402
@@ -179,10 +181,16 @@ def jpeg_band(history: str) -> str:
     return "JPEG q95-100" if quality >= 95 else "JPEG q86-94" if quality >= 86 else "JPEG q70-85"
 
 
-_remade: dict[str, list[Sample] | None] = {}  # per generator, once per run (None: not remade)
+class Remade(NamedTuple):
+    """What the calibration files do not hold of a generator's outputs, from the outputs remade once per run."""
+    histories: list[str]
+    fine_details: list[float]  # core/traces.py, as the verdict reads an image's
 
 
-def remade(engine: Engine, generator: str) -> list[Sample] | None:
+_remade: dict[str, Remade | None] = {}  # per generator (None: not remade)
+
+
+def remade(engine: Engine, generator: str) -> Remade | None:
     """The generator's calibration outputs remade from the calibration photos (once per run); None (and says why)
     when the photos are not here or the remade outputs' pixel conditions differ from the calibration's (made
     elsewhere, or from other photos)."""
@@ -191,7 +199,7 @@ def remade(engine: Engine, generator: str) -> list[Sample] | None:
     return _remade[generator]
 
 
-def _remake(engine: Engine, generator: str) -> list[Sample] | None:
+def _remake(engine: Engine, generator: str) -> Remade | None:
     if not CALIBRATION_PHOTOS.is_dir():
         print(f"{CALIBRATION_PHOTOS} is not here; split by pixel condition only, without the fine-detail check")
         return None
@@ -202,20 +210,18 @@ def _remake(engine: Engine, generator: str) -> list[Sample] | None:
     if [s.condition for s in outputs[:len(recorded)]] != list(recorded):
         print(f"{generator}: the remade outputs do not match the calibration's; split by pixel condition only")
         return None
-    return outputs
+    return Remade([s.history for s in outputs], [pixel_traces(s.pixels).fine_detail for s in outputs])
 
 
 def histories(engine: Engine, generator: str) -> list[str] | None:
-    outputs = remade(engine, generator)
-    return [s.history for s in outputs] if outputs else None
+    made = remade(engine, generator)
+    return made.histories if made else None
 
 
 def fine_details(engine: Engine, generator: str) -> list[float | None]:
     """Each output's fine detail (core/traces.py), None where the outputs could not be remade."""
-    outputs = remade(engine, generator)
-    if not outputs:
-        return [None] * len(own_conditions(engine, generator))
-    return [pixel_traces(s.pixels).fine_detail for s in outputs]
+    made = remade(engine, generator)
+    return made.fine_details if made else [None] * len(own_conditions(engine, generator))
 
 
 def own_rates(engine: Engine, ids: list[str], alpha: float) -> dict:

@@ -89,8 +89,8 @@ def image_set(zoo, ids: list[str], per_model: int, travelled: int, seed: int) ->
     items += [{"source": "real photos", "form": str(third.choice(REAL_FORMS)), "maker": None, "pixels": c}
               for c in crops(test_photos(), SIDE, 1, third)]
     fourth = np.random.default_rng([seed, 4])  # soft photos, drawn last for the same reason
-    items += [{"source": "real photos", "form": "blurred, PNG", "maker": None, "pixels": blurred(c, fourth.uniform(1, 3))}
-              for c in crops(test_photos(), SIDE, 1, fourth)]
+    items += [{"source": "real photos", "form": "blurred, PNG", "maker": None,
+               "pixels": blurred(c, fourth.uniform(1, 3))} for c in crops(test_photos(), SIDE, 1, fourth)]
     for index, item in enumerate(items):
         item["index"] = index  # the key of its scores in the cache, also in subsets of the items
         pixels = item.pop("pixels")
@@ -209,8 +209,8 @@ def own_calibration_line(own: dict) -> str:
 def summary_lines(results: dict, k: int) -> list[str]:
     """The held-out rates in words, for the report's error-rate section."""
     nine, outside, alone = results["all nine"], results["held out in turn"], results["taef2 alone"]
-    lines = [f"real photos (PNG, JPEG q75/q85/q95, JPEG q80 re-saved as PNG, blurred as out of focus) attributed to any of the {k} "
-             f"installed generators: {count(nine['real photos, all forms'], 'wrong')}",
+    lines = [f"real photos (PNG, JPEG q75/q85/q95, JPEG q80 re-saved as PNG, blurred as out of focus) attributed "
+             f"to any of the {k} installed generators: {count(nine['real photos, all forms'], 'wrong')}",
              f"outputs of an autoencoder outside the installed set (each of the {k} held out in turn, PNG and JPEG "
              f"q90) attributed to an installed one: {count(outside[POOLED], 'wrong')}",
              f"Stable Diffusion 1/2 outputs attributed: {count(nine['SD1+SD2 (outside the zoo)'], 'wrong')}"]

@@ -263,7 +263,7 @@ def own_fine_detail(own: list[Sample]) -> dict | None:
     None without own outputs."""
     if not own:
         return None
-    values = np.sort([pixel_traces(s.pixels).fine_detail for s in own])
+    values = [pixel_traces(s.pixels).fine_detail for s in own]
     return {"quantile": FINE_DETAIL_QUANTILE, "floor": float(np.quantile(values, FINE_DETAIL_QUANTILE)),
             "n": len(values)}
 

@@ -110,8 +110,10 @@ LOOK_ALIKE_SHARE = 0.05  # other generators' outputs reaching the image's score 
 
 def smoother_than_own_outputs(readings: list[CandidateFinding], fine_detail: float | None) -> dict | None:
     """The highest own-output fine-detail floor among these readings' calibrations that the image falls below."""
+    if fine_detail is None:
+        return None
     floors = [f for r in readings if (f := ((r.calibration or {}).get("data") or {}).get("own_fine_detail"))]
-    below = [f for f in floors if fine_detail is not None and fine_detail < f["floor"]]
+    below = [f for f in floors if fine_detail < f["floor"]]
     return max(below, key=lambda f: f["floor"]) if below else None
 
 
