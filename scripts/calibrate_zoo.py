@@ -32,6 +32,7 @@ import os
 import pickle
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from functools import cache, partial
 from pathlib import Path
@@ -86,14 +87,15 @@ def score_photos(photos: list[Path], crops: int, kinds: tuple[bool, ...]) -> dic
 
 
 def stage_real(args, ids: list[str]) -> None:
-    """Shares of 4 photos over the workers; past ``--deadline`` the photos done so far are kept (a
-    subset of photos is a valid pool: each sample depends only on its photo and number)."""
+    """One photo per share over the workers (a deadline loses only the photos in progress); past
+    ``--deadline`` the photos done so far are kept (a subset of photos is a valid pool: each sample depends
+    only on its photo and number)."""
     done = {photo_name(sid) for f in args.exclude for sid in json.loads(f.read_text())["ids"]}
     photos = [p for p in calibration_split(REAL)[:args.max_images] if p.name not in done]
     if args.soft_only:  # the soft samples of the photos the shipped pool holds
         shipped = {photo_name(sid) for sid in shipped_part(ids)["ids"]}
         photos = [p for p in photos if p.name in shipped]
-    shares = [photos[i:i + 4] for i in range(0, len(photos), 4)]
+    shares = [[photo] for photo in photos]
     started = time.perf_counter()
     parts = []
     context = multiprocessing.get_context("spawn")
@@ -133,12 +135,23 @@ def shipped_part(ids: list[str]) -> dict:
     assert all(list(c.real_ids) == list(first.real_ids) for c in calibrations.values()), "shipped pools differ"
     return {"ids": first.real_ids.tolist(), "conditions": first.real_conditions.tolist(),
             "scores": {m: c.real_scores.tolist() for m, c in calibrations.items()},
-            "providers": [p.strip() for p in first.data["real"].get("scored_with", "").split(" ", 1)[-1].split(",")
-                          if p.strip()]}
+            "providers": []}  # each model's own record says what scored its shipped samples (scored_with)
+
+
+def scored_with(calibration: Calibration) -> set[str]:
+    """The providers a calibration's record says scored its real samples."""
+    recorded = calibration.data.get("real", {}).get("scored_with", "").split(" ", 1)[-1]
+    return {p.strip() for p in recorded.split(",") if p.strip()}
 
 
 def merged(parts: list[dict], photos: list[Path], ids: list[str]) -> dict:
-    """Parts' samples in the calibration split's order (photo, then crop number), whatever made them."""
+    """Parts' samples in the calibration split's order (photo, then crop number), whatever made them.
+    A sample in two parts (a full real stage merged with the shipped pool, say) would count twice: refused."""
+    counts = Counter(sid for part in parts for sid in part["ids"])
+    twice = [sid for sid, n in counts.items() if n > 1]
+    if twice:
+        raise SystemExit(f"{len(twice)} real samples are in more than one part (first: {twice[0]}); merge parts "
+                         f"that hold different photos (stage real --exclude) or leave out --add-to-shipped.")
     order = {p.name: i for i, p in enumerate(photos)}
     rows = sorted((order[photo_name(sid)], crop_number(sid), n, j)
                   for n, part in enumerate(parts) for j, sid in enumerate(part["ids"]))
@@ -195,6 +208,7 @@ def stage_write(args, ids: list[str]) -> None:
         out = args.out / f"{model_id}.calibration.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         calibration: Calibration = shipped[METHOD.name]
+        providers = set(real["providers"]) | (scored_with(calibration) if args.add_to_shipped else set())
         own_file, cross_file = args.work / f"{model_id}.own.pkl", args.work / f"{model_id}.cross.json"
         if own_file.exists():
             with open(own_file, "rb") as f:
@@ -215,7 +229,7 @@ def stage_write(args, ids: list[str]) -> None:
         calibration.real_conditions = np.array(real["conditions"])
         calibration.real_ids = np.array(real["ids"])
         calibration.data["real"] = real_pool_record(REAL, real["ids"]) | {
-            "scored_with": f"onnxruntime {', '.join(real['providers'])}"}
+            "scored_with": f"onnxruntime {', '.join(sorted(providers))}"}
         calibration.data["plan"] = plan_record(plan)
         calibration.data["cross"] = (f"first {cross_samples} own outputs of each other zoo autoencoder, scored by "
                                      f"this model")

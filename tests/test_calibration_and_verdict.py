@@ -283,3 +283,27 @@ def test_a_score_form_is_switched_to_only_for_more_own_outputs_without_losing_pu
     assert not compare.worth_switching(now, {"own PNG": (97, 120), "own, all": (200, 300)})  # 2.5% of PNG lost
     assert [compare.group_of(h) for h in ("decoded, grid offset (1, 2)", "decoded, grid offset (0, 0), JPEG q90",
                                           "decoded, grid offset (0, 0), JPEG q89")] == ["PNG", "JPEG q>=90", "JPEG q<90"]
+
+
+def test_real_pool_parts_are_merged_in_split_order_and_a_sample_in_two_parts_is_refused():
+    """scripts/calibrate_zoo.py merges real-pool parts made on different machines: in the calibration split's
+    order whatever the parts' order, and never counting a sample twice (it would sit twice in every tail)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_zoo.py"
+    spec = importlib.util.spec_from_file_location("calibrate_zoo", path)
+    calibrate_zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(calibrate_zoo)
+    photos = [Path("b.jpg"), Path("a.jpg")]
+
+    def part(ids, provider):
+        return {"ids": ids, "conditions": ["c"] * len(ids), "scores": {"m": [float(len(i)) for i in ids]},
+                "providers": [provider]}
+
+    first, second = part(["m/a.jpg#1", "m/b.jpg#s0"], "CUDA"), part(["m/b.jpg#0", "m/a.jpg#0"], "CPU")
+    merged = calibrate_zoo.merged([first, second], photos, ["m"])
+    assert merged["ids"] == ["m/b.jpg#0", "m/b.jpg#s0", "m/a.jpg#0", "m/a.jpg#1"]
+    assert merged["providers"] == ["CPU", "CUDA"] and merged["photos"] == 2
+    with pytest.raises(SystemExit, match="1 real samples are in more than one part"):
+        calibrate_zoo.merged([first, part(["m/a.jpg#1"], "CPU")], photos, ["m"])
