@@ -8,7 +8,8 @@ Stages, so that the long ones can run where there is hardware for them:
   ../shared/images/real/imagenet1k, each with a real-world history) scored by every model, the photos
   shared out over ``--workers`` processes (each sample's pixels depend only on its photo and number,
   so the split changes nothing). Writes W/real_scores.json.
-- ``own``: each model's own outputs and their scores (W/<id>.own.pkl, the samples kept for ``cross``).
+- ``own``: each model's own outputs and their scores (W/<id>.own.pkl, the samples kept for ``cross``), and
+  how high they score once downscaled (core/calibrate.py downscaled_own_ceiling).
 - ``cross``: each model scores every other model's first ``--cross-samples`` own outputs (W/<id>.cross.json).
 - ``write``: model_zoo/<id>.calibration.json: the real side from W/real_scores.json; the own and cross
   sides from W when those stages ran, else kept from the shipped file (they do not depend on the real
@@ -43,9 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import SHARED, calibrated_autoencoders  # noqa: E402
 
-from forensics_app.core.calibrate import (CalibrationPlan, calibration_split, own_fine_detail, own_pool,  # noqa: E402
-                                          parameters_for, plan_record, real_pool, real_pool_record, score_samples,
-                                          shifts_phase)
+from forensics_app.core.calibrate import (CalibrationPlan, calibration_split, downscaled_own_ceiling,  # noqa: E402
+                                          own_fine_detail, own_pool, parameters_for, plan_record, real_pool,
+                                          real_pool_record, score_samples, shifts_phase)
 from forensics_app.core.calibration import Calibration, load_calibrations, save_calibrations  # noqa: E402
 from forensics_app.core.methods.aedr import METHOD, SCORE_FORMS  # noqa: E402
 from forensics_app.core.runtime import RuntimeSettings, SessionCache  # noqa: E402
@@ -170,7 +171,8 @@ def stage_own(args, ids: list[str]) -> None:
         own = own_pool(autoencoder, REAL, plan, shifts_phase(METHOD, autoencoder))
         scores = score_samples(autoencoder, METHOD, own)
         with open(args.work / f"{model_id}.own.pkl", "wb") as f:
-            pickle.dump({"samples": own, "scores": scores}, f)
+            pickle.dump({"samples": own, "scores": scores,
+                         "downscaled_own": downscaled_own_ceiling(autoencoder, METHOD, own, plan)}, f)
         print(f"{model_id}: {len(own)} own outputs in {time.perf_counter() - started:.0f} s", flush=True)
 
 
@@ -216,6 +218,7 @@ def stage_write(args, ids: list[str]) -> None:
             calibration.own_scores = np.asarray(own["scores"], dtype=np.float64)
             calibration.own_conditions = np.array([s.condition for s in own["samples"]])
             calibration.data["own_fine_detail"] = own_fine_detail(own["samples"])
+            calibration.data["downscaled_own"] = own["downscaled_own"]
         if cross_file.exists():
             calibration.cross = {m: np.asarray(v) for m, v in json.loads(cross_file.read_text()).items()}
         calibration.cross_conditions = {other: own_conditions_of(args.work, other)[:len(scores)]

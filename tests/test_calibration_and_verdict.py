@@ -307,3 +307,38 @@ def test_real_pool_parts_are_merged_in_split_order_and_a_sample_in_two_parts_is_
     assert merged["providers"] == ["CPU", "CUDA"] and merged["photos"] == 2
     with pytest.raises(SystemExit, match="1 real samples are in more than one part"):
         calibrate_zoo.merged([first, part(["m/a.jpg#1"], "CPU")], photos, ["m"])
+
+
+def test_a_calibration_records_how_high_its_own_outputs_score_once_downscaled(taef2):
+    """Antialiased downscaling leaves no trace the app sees and makes a model's outputs score like photos, so each
+    calibration records the 99% ceiling of its own outputs' scores once downscaled (those the resampling
+    detector misses); own outputs too small to downscale and still analyse give none."""
+    from dataclasses import replace
+
+    from conftest import SHARED
+    from forensics_app.core.calibrate import CalibrationPlan, downscaled_own_ceiling, own_pool
+    from forensics_app.core.imageprep import TilingSettings
+    from forensics_app.core.jobs import NEVER_CANCELLED
+    from forensics_app.core.methods.aedr import METHOD
+
+    folder = SHARED / "images" / "real" / "cset14"
+    plan = replace(CalibrationPlan(), crop_sides=(128,), own_samples=3)
+    own = own_pool(taef2, folder, plan, shift_phase=False, max_images=2)
+    ceiling = downscaled_own_ceiling(taef2, METHOD, own, plan)
+    assert ceiling["of"] == 3 and 1 <= ceiling["n"] <= 3 and ceiling["scales"] == [0.5, 0.9]
+    own_scores = [METHOD.run(s.pixels / 255.0, taef2, TilingSettings(), NEVER_CANCELLED).score for s in own]
+    assert ceiling["ceiling"] > max(own_scores)  # downscaled, they score further from the model than as made
+    assert downscaled_own_ceiling(taef2, METHOD, own, plan) == ceiling  # its own random stream: repeatable
+    small = own_pool(taef2, folder, replace(plan, crop_sides=(64,)), shift_phase=False, max_images=2)
+    assert downscaled_own_ceiling(taef2, METHOD, small, plan) is None  # 32-58 px: below the intake's minimum
+
+
+def test_a_rejection_within_what_downscaled_own_outputs_reach_is_withheld():
+    from forensics_app.core.pipeline import within_downscaled_reach
+
+    reach = {"quantile": 0.99, "ceiling": 3.4, "n": 280, "of": 300, "scales": [0.5, 0.9]}
+    cal = Calibration("m", "aedr", "2", {}, np.ones(5), np.ones(5), {"downscaled_own": reach})
+    why = within_downscaled_reach(cal, 3.1)
+    assert "not excluded" in why and "3.4" in why and "280" in why and "0.5-0.9x" in why
+    assert within_downscaled_reach(cal, 3.5) is None  # beyond the ceiling: the rejection stands
+    assert within_downscaled_reach(Calibration("m", "aedr", "2", {}, np.ones(5), np.ones(5), {}), 3.1) is None

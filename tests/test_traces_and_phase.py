@@ -47,8 +47,8 @@ def test_blur_lowers_the_fine_detail_below_a_sharp_photos_and_a_decoders_outputs
 
 
 def test_a_resized_generator_output_is_never_called_not_attributed(installed_zoo, tmp_path):
-    """TAEF2's own output, upscaled 1.5x, no longer scores as its own; the resampling traces keep the
-    negative from being read as one."""
+    """TAEF2's own output, upscaled 1.5x, no longer scores as its own; the resampling traces (and here also the
+    ceiling of its downscaled outputs' scores) keep the negative from being read as one."""
     from conftest import save_png
 
     from forensics_app.core.pipeline import AnalysisSettings, Engine
@@ -56,8 +56,9 @@ def test_a_resized_generator_output_is_never_called_not_attributed(installed_zoo
     engine = Engine(installed_zoo, AnalysisSettings(models=("taef2",)))
     output = to_uint8(engine.models[0].autoencoder.reconstruct(real_crop("zebra.png", side=256) / 255.0))
     findings = engine.analyse_file(save_png(resized(output, 1.5), tmp_path / "upscaled.png"))
-    assert findings.candidates[0].status == "rejected"  # the score alone says "not TAEF2"
-    assert findings.verdict.label == "inconclusive" and "resized" in findings.verdict.text
+    assert findings.candidates[0].p_value <= engine.settings.alpha  # the score alone says "not TAEF2"
+    assert findings.verdict.label == "inconclusive"
+    assert any("resampling traces" in reason for reason in findings.verdict.reasons)
     assert findings.facts["pixel_traces"]["resampled"] is True
 
 
@@ -83,6 +84,25 @@ def test_the_grid_check_sees_an_output_cropped_off_its_grid_and_withholds_a_reje
     aligned = engine.analyse_file(save_png(output[:264, :264], tmp_path / "aligned.png"))
     assert aligned.candidates[0].components["grid_offset_ratio"] > GRID_OFFSET_LEVEL
     assert aligned.verdict.label == "attributed"
+
+
+def test_a_downscaled_output_is_not_called_not_attributed(installed_zoo, tmp_path):
+    """TAEF2's output downscaled 0.75x (bicubic, antialiased: no resampling trace) scores beyond 99% of its own
+    outputs as made and far from the real threshold, so TAEF2 alone rejected it ("not attributed"); the score
+    is one its outputs reach once downscaled (the ceiling its calibration records), so the rejection is withheld."""
+    from forensics_app.core.pipeline import AnalysisSettings, Engine
+    from forensics_app.core.verdict import reading_status
+
+    engine = Engine(installed_zoo, AnalysisSettings(models=("taef2",)))
+    output = to_uint8(engine.models[0].autoencoder.reconstruct(real_crop("flowers.png", side=256) / 255.0))
+    findings = engine.analyse_file(save_png(resized(output, 0.75), tmp_path / "downscaled.png"))
+    reading = findings.candidates[0]
+    assert not findings.facts["pixel_traces"]["resampled"]
+    critical = reading.calibration["rule"]["critical_p"]
+    assert reading_status(reading.p_value, reading.p_real, critical, engine.settings.alpha) == "rejected"
+    assert reading.score <= reading.calibration["data"]["downscaled_own"]["ceiling"]
+    assert reading.status == "undecided" and findings.verdict.label == "inconclusive"
+    assert any("a downscaled output of this model is not excluded" in r for r in findings.verdict.reasons)
 
 
 def test_the_calibration_never_runs_the_grid_check(taef2):

@@ -29,7 +29,10 @@ Own outputs are the model's decoder applied to crops of the same calibration pho
 one from a slightly perturbed latent), then saved as the generator's users save them: as they are
 or as JPEG at quality 70-100, and cropped at a random offset of the latent grid when the method
 searches the grid phase. ``cross`` records each model's scores of *other* models' own outputs: the
-wrong-generator rate and the test between look-alike candidates are read from it.
+wrong-generator rate and the test between look-alike candidates are read from it. Own outputs that were
+downscaled afterwards score like photos, and antialiased downscaling leaves no trace the app sees, so each
+calibration also records how high its own outputs score once downscaled (``downscaled_own_ceiling``): a
+model's rejection of an image under that ceiling is not informative (core/pipeline.py).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class CalibrationPlan:
     own_jpeg_qualities: tuple[int, int] = (70, 100)
     resize_range: tuple[float, float] = (0.5, 1.5)
     blur_sigma: tuple[float, float] = (0.5, 3.0)  # Gaussian, in pixels of the crop
+    downscale_range: tuple[float, float] = (0.5, 0.9)  # own outputs downscaled for downscaled_own_ceiling
     latent_noise: float = 0.1  # in units of the latent's standard deviation
     seed: int = 0
 
@@ -268,6 +272,30 @@ def own_fine_detail(own: list[Sample]) -> dict | None:
             "n": len(values)}
 
 
+DOWNSCALED_QUANTILE = 0.99
+
+
+def downscaled_own_ceiling(autoencoder, method, own: list[Sample], plan: CalibrationPlan = CalibrationPlan(),
+                           tiling: TilingSettings = TilingSettings(), progress: ProgressCallback = no_progress,
+                           cancel: CancelToken = NEVER_CANCELLED) -> dict | None:
+    """How high the model's own outputs score once downscaled (bicubic, antialiased, by a random factor in
+    ``plan.downscale_range``), over those whose pixels show no resampling traces (the others are inconclusive
+    anyway): an image scoring under this ceiling may be a downscaled output of the model, so the model's
+    rejection of it excludes nothing. None without own outputs, or when every downscaled one shows traces."""
+    rng = np.random.default_rng([plan.seed, 2])  # a stream of its own: the own samples stay as they were
+    low, high = plan.downscale_range
+    samples = []
+    for sample in own:
+        pixels = resized(sample.pixels, float(rng.uniform(low, high)))
+        if min(pixels.shape[:2]) >= IntakeLimits().min_side and not pixel_traces(pixels).resampled:
+            samples.append(Sample(sample.id, pixels, f"{sample.history}, downscaled", ""))
+    if not samples:
+        return None
+    scores = score_samples(autoencoder, method, samples, tiling, progress, cancel, "own outputs downscaled, ")
+    return {"quantile": DOWNSCALED_QUANTILE, "ceiling": float(np.quantile(scores, DOWNSCALED_QUANTILE)),
+            "n": len(scores), "of": len(own), "scales": [low, high]}
+
+
 def shifts_phase(method, autoencoder) -> bool:
     """Whether the score searches the latent-grid phase for this model: then own samples are cropped off-grid."""
     return bool(parameters_for(method, autoencoder.manifest).get("phase_search_patch"))
@@ -303,6 +331,7 @@ def build_calibration(autoencoder, method, real: list[Sample], folder: Path, pla
         "plan": plan_record(plan),
         "weights_sha256": weights_sha256(autoencoder.manifest),
         "own_fine_detail": own_fine_detail(own),
+        "downscaled_own": downscaled_own_ceiling(autoencoder, method, own, plan, tiling, progress, cancel),
     }
     calibration = Calibration(
         autoencoder.id, method.name, method.version, parameters_for(method, autoencoder.manifest), own_scores,

@@ -303,7 +303,8 @@ def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]],
                        "wrong_generator": wrong_generator_rates(loaded.id, threshold, by_method[method.name],
                                                                  rule.condition),
                        "look_alikes": look_alikes(loaded.id, result.score, by_method[method.name], rule.condition)}
-            why = off_grid(manifest, result, image_size) if status == REJECTED else None
+            why = (off_grid(manifest, result, image_size) or within_downscaled_reach(used, result.score)
+                   if status == REJECTED else None)
             if why:
                 status = UNDECIDED
                 context.notes.append(f"{manifest.display_name}: {why}")
@@ -338,6 +339,20 @@ def off_grid(manifest, result: MethodResult, image_size: tuple[int, int]) -> str
                 f"better than the stored one (loss ratio {ratio:.2f} < {GRID_OFFSET_LEVEL}): the image may be its "
                 f"output cropped off that grid, which this model's score (at the stored grid) would miss")
     return None
+
+
+def within_downscaled_reach(calibration: Calibration, score: float) -> str | None:
+    """Why a rejection excludes nothing: the score is one the model's own outputs reach once downscaled,
+    which leaves no trace the app sees (core/calibrate.py downscaled_own_ceiling); None where the
+    calibration records no such ceiling or the score lies above it."""
+    reach = calibration.data.get("downscaled_own")
+    if not reach or score > reach["ceiling"]:
+        return None
+    low, high = reach["scales"]
+    return (f"the score ({score:.3g}) is unlike its own outputs as they were made, but not unlike them once "
+            f"downscaled ({low:g}-{high:g}x, antialiased, which leaves no trace this app sees: "
+            f"{reach['quantile']:.0%} of {reach['n']} such outputs score up to {reach['ceiling']:.3g}): a downscaled "
+            f"output of this model is not excluded")
 
 
 def pair_tests(candidates: list[CandidateFinding], by_method: dict[str, dict[str, Calibration]],

@@ -635,8 +635,11 @@ FAILURE_MODES = [
     "informative when the image's sides are not multiples of 8, or when another grid phase reconstructs the "
     "image's centre clearly better (the grid check; it caught 21 of 22 shifted TAEF2 outputs, not all).",
     "Resizing after generation: upscaling leaves resampling traces that withhold both a negative and an "
-    "attribution (inconclusive); antialiased downscaling mostly leaves none, and such an output can be "
-    "rejected by every candidate (held-out rates below).",
+    "attribution (inconclusive); antialiased downscaling mostly leaves none and makes an output score like a "
+    "photo. A candidate's rejection is withheld where the score is one its own outputs reach once downscaled "
+    "by 0.5-0.9x (a ceiling its calibration records; the shipped calibrations of the inversion and "
+    "reconstruction methods have none); an output downscaled further or edited otherwise "
+    "can still be rejected by every candidate (held-out rates below).",
     "Blurred and out-of-focus photos: autoencoders smooth, so a blurred photo can score like a decoder's output "
     "(held-out photos blurred by 3 pixels were named as demonstration AE 3 in 5 of 50 before the check). No "
     "generator is named on an image with less fine detail than 99% of that generator's own outputs (a floor its "
