@@ -189,13 +189,17 @@ def stage_cross(args, ids: list[str], all_ids: list[str]) -> None:
         print(f"{model_id}: cross scores of {len(cross)} models", flush=True)
 
 
-@cache  # every written calibration asks for each other model's: read each file once
+@cache  # read each own stage's file once
+def own_stage_of(work: Path, model_id: str) -> dict:
+    with open(work / f"{model_id}.own.pkl", "rb") as f:
+        return pickle.load(f)
+
+
+@cache  # every written calibration asks for each other model's
 def own_conditions_of(work: Path, model_id: str) -> np.ndarray:
     """The pixel conditions of a model's own outputs, in order: from this run's own stage, else its shipped file."""
-    own_file = work / f"{model_id}.own.pkl"
-    if own_file.exists():
-        with open(own_file, "rb") as f:
-            return np.array([s.condition for s in pickle.load(f)["samples"]])
+    if (work / f"{model_id}.own.pkl").exists():
+        return np.array([s.condition for s in own_stage_of(work, model_id)["samples"]])
     return load_calibrations(ROOT / "model_zoo" / f"{model_id}.calibration.json")[METHOD.name].own_conditions
 
 
@@ -204,6 +208,11 @@ def stage_write(args, ids: list[str]) -> None:
     if args.add_to_shipped:
         parts.append(shipped_part(ids))
     real = merged(parts, calibration_split(REAL), ids)
+    stale = [m for m in ids
+             if (args.work / f"{m}.own.pkl").exists() and "downscaled_own" not in own_stage_of(args.work, m)]
+    if stale:  # checked before any file is written, so that no run leaves new and old calibrations mixed
+        raise SystemExit(f"{', '.join(stale)}: the own stage in {args.work} predates the downscaled-output ceiling; "
+                         f"run --stage own again for them")
     manifests = shipped_manifests()
     for model_id in ids:
         shipped = load_calibrations(ROOT / "model_zoo" / f"{model_id}.calibration.json")
@@ -213,8 +222,7 @@ def stage_write(args, ids: list[str]) -> None:
         providers = set(real["providers"]) | (scored_with(calibration) if args.add_to_shipped else set())
         own_file, cross_file = args.work / f"{model_id}.own.pkl", args.work / f"{model_id}.cross.json"
         if own_file.exists():
-            with open(own_file, "rb") as f:
-                own = pickle.load(f)
+            own = own_stage_of(args.work, model_id)
             calibration.own_scores = np.asarray(own["scores"], dtype=np.float64)
             calibration.own_conditions = np.array([s.condition for s in own["samples"]])
             calibration.data["own_fine_detail"] = own_fine_detail(own["samples"])

@@ -307,6 +307,11 @@ def test_real_pool_parts_are_merged_in_split_order_and_a_sample_in_two_parts_is_
     assert merged["providers"] == ["CPU", "CUDA"] and merged["photos"] == 2
     with pytest.raises(SystemExit, match="1 real samples are in more than one part"):
         calibrate_zoo.merged([first, part(["m/a.jpg#1"], "CPU")], photos, ["m"])
+    # a model's shipped record keeps what scored its samples when new ones are added to them
+    recorded = Calibration("m", "aedr", "2", {}, np.ones(2), np.ones(2),
+                           {"real": {"scored_with": "onnxruntime CPUExecutionProvider, CUDAExecutionProvider"}})
+    assert calibrate_zoo.scored_with(recorded) == {"CPUExecutionProvider", "CUDAExecutionProvider"}
+    assert calibrate_zoo.scored_with(Calibration("m", "aedr", "2", {}, np.ones(2), np.ones(2), {})) == set()
 
 
 def test_a_calibration_records_how_high_its_own_outputs_score_once_downscaled(taef2):
@@ -316,7 +321,8 @@ def test_a_calibration_records_how_high_its_own_outputs_score_once_downscaled(ta
     from dataclasses import replace
 
     from conftest import SHARED
-    from forensics_app.core.calibrate import CalibrationPlan, downscaled_own_ceiling, own_pool
+    from forensics_app.core.calibrate import (CalibrationPlan, build_calibration, downscaled_own_ceiling, own_pool,
+                                              real_pool)
     from forensics_app.core.imageprep import TilingSettings
     from forensics_app.core.jobs import NEVER_CANCELLED
     from forensics_app.core.methods.aedr import METHOD
@@ -329,6 +335,9 @@ def test_a_calibration_records_how_high_its_own_outputs_score_once_downscaled(ta
     own_scores = [METHOD.run(s.pixels / 255.0, taef2, TilingSettings(), NEVER_CANCELLED).score for s in own]
     assert ceiling["ceiling"] > max(own_scores)  # downscaled, they score further from the model than as made
     assert downscaled_own_ceiling(taef2, METHOD, own, plan) == ceiling  # its own random stream: repeatable
+    calibration, _ = build_calibration(taef2, METHOD, real_pool(folder, replace(plan, crops_per_image=1), max_images=2),
+                                       folder, plan, generated=own)
+    assert calibration.data["downscaled_own"] == ceiling  # every calibration built records it
     small = own_pool(taef2, folder, replace(plan, crop_sides=(64,)), shift_phase=False, max_images=2)
     assert downscaled_own_ceiling(taef2, METHOD, small, plan) is None  # 32-58 px: below the intake's minimum
 
