@@ -86,7 +86,7 @@ def rank(candidates: list[CandidateFinding]) -> list[CandidateFinding]:
                                              -(c.p_value or 0.0), c.model, c.method))
 
 
-def model_status(readings: list[CandidateFinding]) -> tuple[str, str]:
+def model_status(readings: list[CandidateFinding], alpha: float) -> tuple[str, str]:
     """Combine one model's decisive readings; returns (status, reason when not unanimous)."""
     decisive = [r for r in readings if r.decisive]
     if not decisive:
@@ -102,6 +102,9 @@ def model_status(readings: list[CandidateFinding]) -> tuple[str, str]:
     if len(statuses) > 1:
         said = "; ".join(f"{r.method}: {r.status}" for r in decisive)
         return UNDECIDED, f"the methods disagree ({said})"
+    if all(r.p_value is not None and r.p_value <= alpha for r in decisive):  # a rejection withheld (core/pipeline.py)
+        return UNDECIDED, ("the score is unlike the model's own outputs as they were made, but that does not exclude "
+                           "the model here (the reason follows)")
     return UNDECIDED, "the score lies between the model's own outputs and real photos"
 
 
@@ -134,7 +137,7 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
     by_model: dict[str, list[CandidateFinding]] = {}
     for c in candidates:
         by_model.setdefault(c.model, []).append(c)
-    statuses = {m: model_status(rs) for m, rs in by_model.items()}
+    statuses = {m: model_status(rs, alpha) for m, rs in by_model.items()}
     consistent = sorted(m for m, (s, _) in statuses.items() if s == CONSISTENT)
     reasons = [f"{name(m)}: {why}" for m, (s, why) in sorted(statuses.items()) if why]
     several = len(context.rules) > 1
