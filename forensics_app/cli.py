@@ -197,7 +197,8 @@ def calibrate_model(zoo, model_id: str, real_dir: Path, methods, crops: int | No
         crops = CalibrationPlan().crops_per_image if cuda_usable() else CPU_CALIBRATION_CROPS
     plan = replace(CalibrationPlan(seed=seed), own_samples=own, crops_per_image=crops)
     started = time.monotonic()
-    step = {"started": started, "fraction": 0.0, "printed": -1}  # each step (real photos, own outputs, downscaled) runs 0 -> 1
+    # each step (real photos, own outputs, own outputs downscaled) runs 0 -> 1
+    step = {"started": started, "fraction": 0.0, "printed": -1}
 
     def progress(p):
         now = time.monotonic()

@@ -268,15 +268,20 @@ def test_p_values_get_a_plain_reading_judged_by_the_rule_that_decided():
     assert rejected.p_own_sentence().startswith("p_own 0.005: about 5 in 1,000 of A's own outputs")
 
 
-def test_a_score_form_is_switched_to_only_for_more_own_outputs_without_losing_published_ones():
-    """scripts/compare_score_forms.py's rule: +5% of all own outputs consistent, at most 2% of the PNG ones lost."""
+def script(name: str):
+    """A module of scripts/ (not a package), loaded from its file."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "compare_score_forms.py"
-    spec = importlib.util.spec_from_file_location("compare_score_forms", path)
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_score_form_is_switched_to_only_for_more_own_outputs_without_losing_published_ones():
+    """scripts/compare_score_forms.py's rule: +5% of all own outputs consistent, at most 2% of the PNG ones lost."""
+    compare = script("compare_score_forms")
     now = {"own PNG": (100, 120), "own, all": (150, 300)}
     assert compare.worth_switching(now, {"own PNG": (100, 120), "own, all": (165, 300)})
     assert not compare.worth_switching(now, {"own PNG": (100, 120), "own, all": (164, 300)})  # under 5% more
@@ -288,13 +293,9 @@ def test_a_score_form_is_switched_to_only_for_more_own_outputs_without_losing_pu
 def test_real_pool_parts_are_merged_in_split_order_and_a_sample_in_two_parts_is_refused():
     """scripts/calibrate_zoo.py merges real-pool parts made on different machines: in the calibration split's
     order whatever the parts' order, and never counting a sample twice (it would sit twice in every tail)."""
-    import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_zoo.py"
-    spec = importlib.util.spec_from_file_location("calibrate_zoo", path)
-    calibrate_zoo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(calibrate_zoo)
+    calibrate_zoo = script("calibrate_zoo")
     photos = [Path("b.jpg"), Path("a.jpg")]
 
     def part(ids, provider):
@@ -340,6 +341,19 @@ def test_a_calibration_records_how_high_its_own_outputs_score_once_downscaled(ta
     assert calibration.data["downscaled_own"] == ceiling  # every calibration built records it
     small = own_pool(taef2, folder, replace(plan, crop_sides=(64,)), shift_phase=False, max_images=2)
     assert downscaled_own_ceiling(taef2, METHOD, small, plan) is None  # 32-58 px: below the intake's minimum
+
+
+def test_an_undecided_model_is_described_by_what_its_p_values_say():
+    """A reading the pipeline kept from rejecting (p_own <= alpha, p_real above the threshold) is not described as
+    lying between the two sides; one unlike both its own outputs and real photos still is."""
+    withheld = reading("a", UNDECIDED, p_real=0.5)
+    withheld.p_value, withheld.calibration = 0.004, {"rule": {"critical_p": 0.001}}
+    between = reading("a", UNDECIDED, p_real=0.0005)
+    between.p_value, between.calibration = 0.004, {"rule": {"critical_p": 0.001}}
+    said = decide([withheld], 0.01, NAMES).reasons[0]
+    assert "unlike the model's own outputs as they were made, but that does not exclude" in said
+    assert "lies between the model's own outputs and real photos" in decide([between], 0.01, NAMES).reasons[0]
+    assert "lies between" in decide([reading("a", UNDECIDED)], 0.01, NAMES).reasons[0]  # p_own 0.5
 
 
 def test_a_rejection_within_what_downscaled_own_outputs_reach_is_withheld():

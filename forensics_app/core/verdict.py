@@ -86,6 +86,13 @@ def rank(candidates: list[CandidateFinding]) -> list[CandidateFinding]:
                                              -(c.p_value or 0.0), c.model, c.method))
 
 
+def withheld_rejection(reading: CandidateFinding, alpha: float) -> bool:
+    """An undecided reading whose p-values reject the model: core/pipeline.py withheld the rejection (an image off
+    the model's grid, or within what its downscaled outputs reach) and says why in a note."""
+    critical = ((reading.calibration or {}).get("rule") or {}).get("critical_p")
+    return reading.status == UNDECIDED and reading_status(reading.p_value, reading.p_real, critical, alpha) == REJECTED
+
+
 def model_status(readings: list[CandidateFinding], alpha: float) -> tuple[str, str]:
     """Combine one model's decisive readings; returns (status, reason when not unanimous)."""
     decisive = [r for r in readings if r.decisive]
@@ -102,7 +109,7 @@ def model_status(readings: list[CandidateFinding], alpha: float) -> tuple[str, s
     if len(statuses) > 1:
         said = "; ".join(f"{r.method}: {r.status}" for r in decisive)
         return UNDECIDED, f"the methods disagree ({said})"
-    if all(r.p_value is not None and r.p_value <= alpha for r in decisive):  # a rejection withheld (core/pipeline.py)
+    if all(withheld_rejection(r, alpha) for r in decisive):
         return UNDECIDED, ("the score is unlike the model's own outputs as they were made, but that does not exclude "
                            "the model here (the reason follows)")
     return UNDECIDED, "the score lies between the model's own outputs and real photos"
