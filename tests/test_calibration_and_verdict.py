@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from forensics_app.core.calibration import Calibration, calibration_for, load_calibrations, save_calibrations
-from forensics_app.core.findings import CONSISTENT, REJECTED, UNCALIBRATED, UNDECIDED, CandidateFinding
+from forensics_app.core.findings import CONSISTENT, INCONCLUSIVE, REJECTED, UNCALIBRATED, UNDECIDED, CandidateFinding
 from forensics_app.core.verdict import decide, rank, reading_status
 
 
@@ -350,8 +350,14 @@ def test_an_undecided_model_is_described_by_what_its_p_values_say():
     withheld.p_value, withheld.calibration = 0.004, {"rule": {"critical_p": 0.001}}
     between = reading("a", UNDECIDED, p_real=0.0005)
     between.p_value, between.calibration = 0.004, {"rule": {"critical_p": 0.001}}
-    said = decide([withheld], 0.01, NAMES).reasons[0]
-    assert "unlike the model's own outputs as they were made, but that does not exclude" in said
+    verdict = decide([withheld], 0.01, NAMES)
+    assert "unlike the model's own outputs as they were made, but that does not exclude" in verdict.reasons[0]
+    # the headline says what the image may be, not that the evidence lies between generator and photo
+    assert verdict.label == INCONCLUSIVE and "does not exclude Model A: the image may have been cropped or downscaled" \
+        in verdict.text
+    rejected = reading("b", REJECTED, p_real=0.5)
+    assert "does not exclude Model A:" in decide([withheld, rejected], 0.01, NAMES).text  # B is excluded, A not
+    assert "resized" in decide([withheld], 0.01, NAMES, resampled=True).text
     assert "lies between the model's own outputs and real photos" in decide([between], 0.01, NAMES).reasons[0]
     assert "lies between" in decide([reading("a", UNDECIDED)], 0.01, NAMES).reasons[0]  # p_own 0.5
 

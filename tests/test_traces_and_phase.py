@@ -106,6 +106,7 @@ def test_a_downscaled_output_is_not_called_not_attributed(installed_zoo, tmp_pat
     assert not any("lies between the model's own outputs and real photos" in r for r in findings.verdict.reasons)
     assert any("unlike the model's own outputs as they were made, but that does not exclude" in r
                for r in findings.verdict.reasons)
+    assert "may have been cropped or downscaled" in findings.verdict.text
 
 
 def test_the_calibration_never_runs_the_grid_check(taef2):

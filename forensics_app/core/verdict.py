@@ -18,7 +18,8 @@ Decision rule (documented in the README and printed in every report):
   outputs would not: it must win its own test against every other consistent candidate, at a level
   shared among those tests, and never on the last of its outputs; if none does -> inconclusive, naming them. None, and
   every model rejected -> not attributed (unless JPEG traces make a negative uninformative ->
-  inconclusive); otherwise inconclusive. An attribution states how often other candidates' outputs
+  inconclusive; where some rejections were withheld, off the grid or within what downscaled outputs reach,
+  inconclusive, naming the models not excluded); otherwise inconclusive. An attribution states how often other candidates' outputs
   reach the same score (the wrong-generator rate). Resampling traces in the pixels withhold both a
   negative and a positive: interpolation smooths pixels as a decoder does, and the wrong-generator rate
   was measured on outputs that were never resized (measured: a 1.5x upscale of one demo AE's output was
@@ -241,13 +242,21 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
                            f"method: Settings > Methods in the window, --method aedr,inversion on the command line)")
         return Verdict(ATTRIBUTED, model, f"Consistent with {name(model)} at a {rate} false-attribution rate.",
                        reasons)
-    if all(s == REJECTED for s, _ in statuses.values()):
+    withheld = sorted(m for m, (s, _) in statuses.items()
+                      if s == UNDECIDED and all(withheld_rejection(r, alpha) for r in by_model[m] if r.decisive)
+                      and any(r.decisive for r in by_model[m]))
+    if all(s == REJECTED or m in withheld for m, (s, _) in statuses.items()):
         if heavy_jpeg:
             return Verdict(INCONCLUSIVE, None, "Inconclusive: no installed generator fits, but heavy JPEG "
                            "compression could hide one.", reasons)
         if resampled:
             return Verdict(INCONCLUSIVE, None, "Inconclusive: no installed generator fits, but the image was resized "
                            "(resampling traces in its pixels), which could hide one.", reasons)
+        if withheld:
+            names = ", ".join(name(m) for m in withheld)
+            return Verdict(INCONCLUSIVE, None, f"Inconclusive: no installed generator fits the image as its outputs are "
+                           f"made, but that does not exclude {names}: the image may have been cropped or downscaled "
+                           f"after it was made (the reasons follow).", reasons)
         names = ", ".join(name(m) for m in sorted(statuses))
         return Verdict(NOT_ATTRIBUTED, None, f"Not attributed: none of the installed generators ({names}) fits. This "
                        "does not mean the image is a photograph: generators outside the zoo cannot be excluded, nor an "
