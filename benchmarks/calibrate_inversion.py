@@ -4,8 +4,8 @@ Inversion costs tens of decoder passes per sample, so it is calibrated on its ow
 crops) rather than with the cheap methods; ``--merge`` adds the "inversion" entry to an existing
 calibration file (re-read just before writing, so entries computed meanwhile are kept).
 
-    python benchmarks/calibrate_inversion.py --real ../shared/images/real/imagenet1k --out /tmp/inv.json \
-        --merge model_zoo/taef2.calibration.json
+    python benchmarks/calibrate_inversion.py --real ../shared/images/real/imagenet1k --max-images 240 --own 120 \
+        --threads 2 --out /tmp/inv.json --merge model_zoo/taef2.calibration.json
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--real", type=Path, required=True, help="folder of real photos (its calibration split is used)")
     parser.add_argument("--max-images", type=int, default=50)
     parser.add_argument("--crops", type=int, default=2, help="crops per image (128 x 128)")
+    parser.add_argument("--own", type=int, default=100, help="own outputs of the model")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the inversion")
     parser.add_argument("--out", type=Path, required=True, help="write the inversion calibration here")
     parser.add_argument("--merge", type=Path, help="then add it to this calibration file")
     args = parser.parse_args()
@@ -39,9 +41,9 @@ def main() -> None:
     def progress(p: Progress) -> None:
         print(f"{p.fraction:6.1%}  {time.perf_counter() - start:6.0f} s  {p.message}", flush=True)
 
-    plan = CalibrationPlan(crops_per_image=args.crops, crop_sides=(128,), own_samples=args.max_images * args.crops)
+    plan = CalibrationPlan(crops_per_image=args.crops, crop_sides=(128,), own_samples=args.own)
     pool = real_pool(args.real, plan, args.max_images)
-    calibration, _ = build_calibration(OnnxAutoencoder(installed), Inversion(), pool, args.real, plan,
+    calibration, _ = build_calibration(OnnxAutoencoder(installed), Inversion(threads=args.threads), pool, args.real, plan,
                                        progress=progress, max_images=args.max_images)
     calibration.data["model_hash"] = installed.model_hash
     save_calibrations(args.out, [calibration])

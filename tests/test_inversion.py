@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REAL_CALIBRATION, real_crop, save_png
 from forensics_app.core.calibrate import CalibrationPlan, build_calibration, own_output, real_pool
-from forensics_app.core.calibration import load_calibrations
+from forensics_app.core.calibration import calibration_for, load_calibrations
 from forensics_app.core.errors import Cancelled
 from forensics_app.core.imageprep import TilingSettings
 from forensics_app.core.jobs import CancelToken
@@ -72,6 +72,20 @@ def test_stops_early_once_the_loss_stops_improving(taef2):
     assert result.parameters["stopped_by"] == "no further improvement"
 
 
+def test_a_run_cut_short_by_the_time_cap_is_compared_with_no_calibration(taef2):
+    from forensics_app.core.pipeline import ran_with
+
+    method = Inversion()
+    shipped = load_calibrations(taef2.manifest.shipped_calibration)
+    image = rgb01(real_crop("pepper.png", 64))
+    whole = method.run(image, taef2, TilingSettings(), CancelToken())
+    assert calibration_for(method, ran_with(method, taef2.manifest, whole), shipped) is shipped["inversion"]
+    capped = Inversion(max_seconds=0.0).run(image, taef2, TilingSettings(), CancelToken())
+    assert capped.parameters["stopped_by"] == "time cap" and capped.parameters["cut_short"]
+    assert ran_with(method, taef2.manifest, capped) is None
+    assert calibration_for(method, ran_with(method, taef2.manifest, capped), shipped) is None
+
+
 def test_decoded_crop_scores_lower_than_the_photo_it_came_from(taef2):
     photo = real_crop("barbara.png", 64, 100, 100)
     real = FEW_STEPS.run(rgb01(photo), taef2, TilingSettings(), CancelToken())
@@ -107,6 +121,10 @@ def test_cli_analyses_with_aedr_and_inversion_together(installed_zoo, tmp_path):
           "--json", str(out), "--maps", str(tmp_path / "maps")])
     [image] = json.loads(out.read_text())["images"]
     assert {c["method"] for c in image["candidates"]} == {"aedr", "inversion"}
+    # the shipped inversion calibration applies: what a run records besides its parameters (its region, how it
+    # stopped) does not make it stale
+    [deep] = [c for c in image["candidates"] if c["method"] == "inversion"]
+    assert deep["status"] != "uncalibrated" and deep["p_value"] is not None and deep["p_real"] is not None
     assert list((tmp_path / "maps").glob("*.inversion.inversion_residual.npy"))
 
 

@@ -127,10 +127,12 @@ def weights_sha256(manifest) -> dict[str, str]:
     return {w.file: w.sha256 for w in manifest.weights}
 
 
-def calibration_for(method, method_parameters: dict, available: dict[str, Calibration]) -> Calibration | None:
-    """The stored calibration that matches this method's version and parameters, or None (stale/missing)."""
+def calibration_for(method, method_parameters: dict | None,
+                    available: dict[str, Calibration]) -> Calibration | None:
+    """The stored calibration that matches this method's version and parameters, or None (stale/missing, or no
+    parameters: a run no calibration describes)."""
     cal = available.get(method.name)
-    if cal is None or cal.method_version != method.version:
+    if cal is None or method_parameters is None or cal.method_version != method.version:
         return None
     if any(cal.parameters.get(k) != v for k, v in method_parameters.items()):
         return None

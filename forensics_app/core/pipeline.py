@@ -279,7 +279,7 @@ def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]],
     context = DecisionContext()
     by_method: dict[str, dict[str, Calibration]] = {}
     for loaded, method, result in results:
-        cal = calibration_for(method, result.parameters, loaded.calibrations)
+        cal = calibration_for(method, ran_with(method, loaded.installed.manifest, result), loaded.calibrations)
         if cal is not None:
             by_method.setdefault(method.name, {})[loaded.id] = cal
     rules = {name: family_rule(cals, alpha, condition) for name, cals in by_method.items()}
@@ -322,6 +322,15 @@ def calibrated_readings(results: list[tuple[LoadedModel, object, MethodResult]],
             fit = profile_fit(c.model, scores, by_method[c.method], rules[c.method].condition)
             c.calibration["profile"] = fit.to_dict() if fit else None
     return candidates, context
+
+
+def ran_with(method, manifest, result: MethodResult) -> dict | None:
+    """The run's values of the parameters that define the method's score for this model (a calibration must match
+    them); what a run records besides (its region, how it stopped) does not. None for a run cut short by a safety cap,
+    which no calibration describes."""
+    if result.parameters.get("cut_short"):
+        return None
+    return {k: result.parameters.get(k) for k in parameters_for(method, manifest)}
 
 
 def off_grid(manifest, result: MethodResult, image_size: tuple[int, int]) -> str | None:

@@ -154,7 +154,9 @@ class Inversion:
                       "relative_loss": best_loss / max(losses[0], 1e-12), "steps_run": float(len(losses))}
         form = SCORE_FORM if start == "encoder" else RANDOM_START_SCORE_FORM
         parameters = self.parameters | {"region": {"x": x, "y": y, "width": w, "height": h}, "start_used": start,
-                                        "score_form": form, "stopped_by": stopped_by, "max_seconds": self.max_seconds}
+                                        "score_form": form, "stopped_by": stopped_by, "max_seconds": self.max_seconds,
+                                        # a start cut short by the time cap: no calibration applies
+                                        "cut_short": any(run[3] == "time cap" for run in runs)}
         return MethodResult(self.name, self.version, model.id, SCORE_FORMS[form](components), components,
                             {"inversion_residual": residual}, provider="torch CPU", parameters=parameters,
                             seconds=time.perf_counter() - started)
