@@ -60,6 +60,19 @@ def test_the_rule_abstains_rather_than_sit_on_the_calibrations_last_samples():
     assert rule.procedure == "min-p" and f"fewer than {MIN_TAIL_SAMPLES} real samples" in rule.reason
 
 
+def test_the_rule_says_how_many_real_samples_it_would_need_and_that_many_suffice():
+    rng = np.random.default_rng(3)
+
+    def rule_on(n: int):
+        calibration = Calibration("a", "inversion", "1", {}, rng.normal(1, 0.1, 100), rng.normal(3, 0.3, n), {},
+                                  real_ids=np.array([f"r{i}" for i in range(n)]))
+        return family_rule({"a": calibration}, 0.01, None)
+
+    short = rule_on(498)
+    assert short.critical_p is None and "about 499 are needed" in short.reason
+    assert rule_on(499).critical_p is not None
+
+
 def shared_pool_calibrations(rng, n_real=1500, n_own=300, conditions=None):
     """Two look-alike candidates: a's outputs fit a best, b's fit b best; both far from real photos."""
     ids = np.array([f"photo{i}" for i in range(n_real)])
