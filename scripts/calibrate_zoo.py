@@ -84,7 +84,7 @@ def score_photos(photos: list[Path], crops: int, kinds: tuple[bool, ...]) -> dic
     return {"photos": [p.name for p in photos], "ids": [s.id for s in samples],
             "histories": [s.history for s in samples], "conditions": [s.condition for s in samples],
             "scores": {m: score_samples(a, METHOD, samples).tolist() for m, a in _worker_models.items()},
-            "providers": [next(iter(_worker_models.values())).provider]}
+            "providers": {m: [a.provider] for m, a in _worker_models.items()}}  # per model: each made its session
 
 
 def stage_real(args, ids: list[str]) -> None:
@@ -116,7 +116,7 @@ def stage_real(args, ids: list[str]) -> None:
     result = merged(parts, photos, ids)
     (args.work / "real_scores.json").write_text(json.dumps(result | {"seconds": round(time.perf_counter() - started, 1)}))
     print(f"real pool: {len(result['ids'])} samples of {result['photos']} photos, {len(ids)} models, "
-          f"{time.perf_counter() - started:.0f} s on {result['providers']}", flush=True)
+          f"{time.perf_counter() - started:.0f} s on {sorted(set().union(*result['providers'].values()))}", flush=True)
 
 
 def photo_name(sample_id: str) -> str:
@@ -136,7 +136,7 @@ def shipped_part(ids: list[str]) -> dict:
     assert all(list(c.real_ids) == list(first.real_ids) for c in calibrations.values()), "shipped pools differ"
     return {"ids": first.real_ids.tolist(), "conditions": first.real_conditions.tolist(),
             "scores": {m: c.real_scores.tolist() for m, c in calibrations.items()},
-            "providers": []}  # each model's own record says what scored its shipped samples (scored_with)
+            "providers": {m: [] for m in ids}}  # each model's own record says what scored its shipped samples
 
 
 def scored_with(calibration: Calibration) -> set[str]:
@@ -160,7 +160,7 @@ def merged(parts: list[dict], photos: list[Path], ids: list[str]) -> dict:
     histories = {"histories": pick("histories")} if all("histories" in part for part in parts) else {}
     return {"ids": pick("ids"), "conditions": pick("conditions"), **histories,
             "scores": {m: [parts[n]["scores"][m][j] for _, _, n, j in rows] for m in ids},
-            "providers": sorted({p for part in parts for p in part["providers"]}),
+            "providers": {m: sorted({p for part in parts for p in part["providers"].get(m, [])}) for m in ids},
             "photos": len({photo_name(sid) for part in parts for sid in part["ids"]})}
 
 
@@ -219,7 +219,7 @@ def stage_write(args, ids: list[str]) -> None:
         out = args.out / f"{model_id}.calibration.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         calibration: Calibration = shipped[METHOD.name]
-        providers = set(real["providers"]) | (scored_with(calibration) if args.add_to_shipped else set())
+        providers = set(real["providers"][model_id]) | (scored_with(calibration) if args.add_to_shipped else set())
         own_file, cross_file = args.work / f"{model_id}.own.pkl", args.work / f"{model_id}.cross.json"
         if own_file.exists():
             own = own_stage_of(args.work, model_id)

@@ -298,14 +298,16 @@ def test_real_pool_parts_are_merged_in_split_order_and_a_sample_in_two_parts_is_
     calibrate_zoo = script("calibrate_zoo")
     photos = [Path("b.jpg"), Path("a.jpg")]
 
-    def part(ids, provider):
-        return {"ids": ids, "conditions": ["c"] * len(ids), "scores": {"m": [float(len(i)) for i in ids]},
-                "providers": [provider]}
+    def part(ids, provider, other_provider="CPU"):
+        return {"ids": ids, "conditions": ["c"] * len(ids),
+                "scores": {"m": [float(len(i)) for i in ids], "n": [0.0] * len(ids)},
+                "providers": {"m": [provider], "n": [other_provider]}}
 
     first, second = part(["m/a.jpg#1", "m/b.jpg#s0"], "CUDA"), part(["m/b.jpg#0", "m/a.jpg#0"], "CPU")
-    merged = calibrate_zoo.merged([first, second], photos, ["m"])
+    merged = calibrate_zoo.merged([first, second], photos, ["m", "n"])
     assert merged["ids"] == ["m/b.jpg#0", "m/b.jpg#s0", "m/a.jpg#0", "m/a.jpg#1"]
-    assert merged["providers"] == ["CPU", "CUDA"] and merged["photos"] == 2
+    # each model keeps the providers that scored its samples
+    assert merged["providers"] == {"m": ["CPU", "CUDA"], "n": ["CPU"]} and merged["photos"] == 2
     with pytest.raises(SystemExit, match="1 real samples are in more than one part"):
         calibrate_zoo.merged([first, part(["m/a.jpg#1"], "CPU")], photos, ["m"])
     # a model's shipped record keeps what scored its samples when new ones are added to them
