@@ -94,6 +94,12 @@ def withheld_rejection(reading: CandidateFinding, alpha: float) -> bool:
     return reading.status == UNDECIDED and reading_status(reading.p_value, reading.p_real, critical, alpha) == REJECTED
 
 
+def rejection_withheld(readings: list[CandidateFinding], alpha: float) -> bool:
+    """Every decisive reading of one model would reject it but for a withheld rejection."""
+    decisive = [r for r in readings if r.decisive]
+    return bool(decisive) and all(withheld_rejection(r, alpha) for r in decisive)
+
+
 def model_status(readings: list[CandidateFinding], alpha: float) -> tuple[str, str]:
     """Combine one model's decisive readings; returns (status, reason when not unanimous)."""
     decisive = [r for r in readings if r.decisive]
@@ -110,7 +116,7 @@ def model_status(readings: list[CandidateFinding], alpha: float) -> tuple[str, s
     if len(statuses) > 1:
         said = "; ".join(f"{r.method}: {r.status}" for r in decisive)
         return UNDECIDED, f"the methods disagree ({said})"
-    if all(withheld_rejection(r, alpha) for r in decisive):
+    if rejection_withheld(readings, alpha):
         return UNDECIDED, ("the score is unlike the model's own outputs as they were made, but that does not exclude "
                            "the model here (the reason follows)")
     return UNDECIDED, "the score lies between the model's own outputs and real photos"
@@ -242,9 +248,7 @@ def decide(candidates: list[CandidateFinding], alpha: float, display_names: dict
                            f"method: Settings > Methods in the window, --method aedr,inversion on the command line)")
         return Verdict(ATTRIBUTED, model, f"Consistent with {name(model)} at a {rate} false-attribution rate.",
                        reasons)
-    withheld = sorted(m for m, (s, _) in statuses.items()
-                      if s == UNDECIDED and all(withheld_rejection(r, alpha) for r in by_model[m] if r.decisive)
-                      and any(r.decisive for r in by_model[m]))
+    withheld = sorted(m for m in statuses if rejection_withheld(by_model[m], alpha))
     if all(s == REJECTED or m in withheld for m, (s, _) in statuses.items()):
         if heavy_jpeg:
             return Verdict(INCONCLUSIVE, None, "Inconclusive: no installed generator fits, but heavy JPEG "
